@@ -1,0 +1,78 @@
+"""HTTP plumbing for the gateway: JSON in and out, errors through the one table,
+and the session token from the ``Authorization: Bearer`` header."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable
+
+from werkzeug.wrappers import Request, Response
+
+from services.gateway.errors import status_for
+from shared.errors import InvalidInput, TuantibuError, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        status=status,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def error_response(error: TuantibuError) -> Response:
+    return json_response({"error": error.to_dict()}, status_for(error))
+
+
+def body_of(request: Request) -> dict:
+    """The JSON object in the request body; InvalidInput if it is not one."""
+    if not request.data:
+        return {}
+    try:
+        body = json.loads(request.data)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("The request body is not valid JSON.", field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object.", field="body")
+    return body
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    return token.strip()
+
+
+def client_of(request: Request) -> str:
+    return (request.remote_addr or "")[:64]
+
+
+def endpoint(fn: Callable) -> Callable:
+    """Turn a handler's return value into JSON and every error into its status."""
+
+    @functools.wraps(fn)
+    def wrapper(self, request, *args, **kwargs):
+        try:
+            result = fn(self, request, *args, **kwargs)
+        except TuantibuError as error:
+            return error_response(error)
+        except Exception as exc:  # noqa: BLE001 - the client gets a plain 500
+            log.error("unexpected %s in %s", type(exc).__name__, fn.__name__)
+            return json_response(
+                {"error": {"code": "internal", "message": "Something went wrong on our side."}}, 500
+            )
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, tuple):
+            body, status = result
+            return json_response(body, status)
+        return json_response(result)
+
+    return wrapper

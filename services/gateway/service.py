@@ -1,0 +1,223 @@
+"""The gateway: the HTTP JSON API. It owns nothing durable; every route authenticates,
+seals personal data for the service that owns it, and delegates by RPC."""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from nameko.events import BROADCAST, event_handler
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from services.gateway.api import bearer_token, body_of, client_of, endpoint
+from services.gateway.waiter import WaiterProvider
+from shared.config import settings
+from shared.crypto import crypto
+from shared.db import make_engine
+from shared.errors import IdentityRejected, NotFound
+from shared.rpc import Rpc
+from shared.validation import validate_fields, validate_phone
+
+APPLICATION_FIELDS = ("org_name", "org_address", "admin_name", "admin_id_type", "admin_id_number", "admin_phone")
+# which field a Health Kit rejection points at
+REJECTED_FIELD = {
+    "phone_mismatch": "admin_phone",
+    "name_mismatch": "admin_name",
+    "not_found": "admin_id_number",
+}
+WAIT_SECONDS = 5.0
+
+
+def _broadcast(source: str, event: str):
+    return event_handler(source, event, handler_type=BROADCAST, reliable_delivery=False)
+
+
+_dev_outbox = None
+
+
+def dev_outbox():
+    global _dev_outbox
+    if _dev_outbox is None:
+        from shared.sms.dev_outbox import DevOutbox
+
+        _dev_outbox = DevOutbox(make_engine(pool_size=2))
+    return _dev_outbox
+
+
+class GatewayService:
+    name = "gateway"
+
+    org = Rpc("org")
+    verify = Rpc("verify")
+    member = Rpc("member")
+    healthsync = Rpc("healthsync")
+    waiter = WaiterProvider()
+
+    # -- events that end a wait ---------------------------------------------------
+
+    @_broadcast("verify", "challenge_sent")
+    def on_challenge_sent(self, payload):
+        self.waiter.deliver(("challenge", payload["data"]["challenge_id"]), {"sent": payload["data"]})
+
+    @_broadcast("verify", "identity_rejected")
+    def on_identity_rejected(self, payload):
+        self.waiter.deliver(("challenge", payload["data"]["challenge_id"]), {"rejected": payload["data"]})
+
+    @_broadcast("org", "ledger_activated")
+    def on_ledger_activated(self, payload):
+        self.waiter.deliver(("ledger_activated", payload["data"]["ledger_id"]), payload["data"])
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _person(self, request) -> str:
+        return self.verify.check_session(bearer_token(request))["person_ref"]
+
+    def _challenge_outcome(self, challenge_id: str, field_prefix: str = "admin_") -> dict:
+        """Wait for verify's answer; raise IdentityRejected naming the field at fault."""
+        outcome = self.waiter.wait(("challenge", challenge_id), WAIT_SECONDS)
+        if outcome is None:
+            return {"status": "pending"}
+        if "rejected" in outcome:
+            data = outcome["rejected"]
+            field = REJECTED_FIELD.get(data["reason"])
+            raise IdentityRejected(
+                data["message"],
+                field=(field_prefix + field.removeprefix("admin_")) if field else None,
+                details={"reason": data["reason"], "challenge_id": challenge_id},
+            )
+        sent = outcome["sent"]
+        return {"status": "code_sent", "masked_phone": sent["masked_phone"], "expires_at": sent["expires_at"]}
+
+    # -- 机构建: create a ledger ------------------------------------------------------
+
+    @http("POST", "/api/ledgers")
+    @endpoint
+    def create_ledger(self, request):
+        body = body_of(request)
+        application = {k: body.get(k) for k in APPLICATION_FIELDS}
+        created = self.org.create_ledger(crypto().seal("org", application), client_of(request))
+        outcome = self._challenge_outcome(created["challenge_id"])
+        status = 201 if outcome["status"] == "code_sent" else 202
+        return {**created, **outcome}, status
+
+    @http("GET", "/api/ledgers/<ledger_id>")
+    @endpoint
+    def get_ledger(self, request, ledger_id):
+        return self.org.get_ledger(ledger_id, self._person(request))
+
+    @http("GET", "/api/ledgers/<ledger_id>/qr.<kind>")
+    @endpoint
+    def ledger_qr(self, request, ledger_id, kind):
+        if kind not in ("png", "svg"):
+            raise NotFound("No such QR format.")
+        link = self.org.join_link(ledger_id, self._person(request))
+        qr = segno.make(join_url(link["token"]), error="m")
+        buf = io.BytesIO()
+        if kind == "png":
+            qr.save(buf, kind="png", scale=10, border=4)
+            mimetype = "image/png"
+        else:
+            qr.save(buf, kind="svg", scale=10, border=4, xmldecl=False)
+            mimetype = "image/svg+xml"
+        return Response(buf.getvalue(), mimetype=mimetype, headers={"Cache-Control": "no-store"})
+
+    @http("GET", "/api/ledgers/<ledger_id>/join-link")
+    @endpoint
+    def ledger_join_link(self, request, ledger_id):
+        link = self.org.join_link(ledger_id, self._person(request))
+        return {**link, "url": join_url(link["token"])}
+
+    @http("POST", "/api/ledgers/<ledger_id>/qr/rotate")
+    @endpoint
+    def rotate_qr(self, request, ledger_id):
+        link = self.org.rotate_qr(ledger_id, self._person(request))
+        return {**link, "url": join_url(link["token"])}
+
+    @http("GET", "/api/join/<token>")
+    @endpoint
+    def join_info(self, request, token):
+        return self.org.join_info(token)
+
+    # -- challenges -------------------------------------------------------------------
+
+    @http("GET", "/api/challenges/<challenge_id>")
+    @endpoint
+    def get_challenge(self, request, challenge_id):
+        return self.verify.get_challenge(challenge_id)
+
+    @http("POST", "/api/challenges/<challenge_id>/confirm")
+    @endpoint
+    def confirm_challenge(self, request, challenge_id):
+        body = body_of(request)
+        result = self.verify.confirm_code(challenge_id, body.get("code"))
+        response = {
+            "challenge_id": result["challenge_id"],
+            "purpose": result["purpose"],
+            "token": result["token"],
+            "token_type": "Bearer",
+        }
+        if result["purpose"] == "ledger_registration":
+            ledger_id = result["subject_id"]
+            activated = self.waiter.wait(("ledger_activated", ledger_id), WAIT_SECONDS)
+            response["ledger_id"] = ledger_id
+            response["ledger_status"] = "active" if activated else "activating"
+            if activated:
+                response["ledger"] = self.org.get_ledger(ledger_id, result["person_ref"])
+        return response
+
+    @http("POST", "/api/challenges/<challenge_id>/resend")
+    @endpoint
+    def resend_challenge(self, request, challenge_id):
+        return self.verify.resend_code(challenge_id)
+
+    # -- sessions ---------------------------------------------------------------------
+
+    @http("POST", "/api/login")
+    @endpoint
+    def login(self, request):
+        body = body_of(request)
+        phone = validate_fields({"phone": body.get("phone")}, {"phone": validate_phone})["phone"]
+        return self.verify.start_login(crypto().seal("verify", {"phone": phone}), client_of(request)), 201
+
+    @http("POST", "/api/logout")
+    @endpoint
+    def logout(self, request):
+        self.verify.revoke_session(bearer_token(request))
+        return {"ok": True}
+
+    @http("GET", "/api/me/ledgers")
+    @endpoint
+    def my_ledgers(self, request):
+        return {"items": self.org.my_ledgers(self._person(request))}
+
+    # -- dev only ---------------------------------------------------------------------
+
+    @http("GET", "/api/dev/sms")
+    @endpoint
+    def dev_sms(self, request):
+        if not settings().dev_sms_enabled:
+            raise NotFound("Not found.")
+        phone = request.args.get("phone")
+        if phone:
+            phone = validate_fields({"phone": phone}, {"phone": validate_phone})["phone"]
+            return {"items": dev_outbox().messages_for(phone)}
+        return {"items": dev_outbox().latest()}
+
+    @http("GET", "/api/health")
+    @endpoint
+    def health(self, request):
+        """Ready when every service answers; 503 naming the ones that do not."""
+        services = {}
+        for name in ("org", "verify", "member", "healthsync"):
+            try:
+                services[name] = bool(getattr(self, name).health()["ok"])
+            except Exception:  # noqa: BLE001 - any failure means "not ready"
+                services[name] = False
+        ok = all(services.values())
+        return {"ok": ok, "services": services}, 200 if ok else 503
+
+
+def join_url(token: str) -> str:
+    return f"{settings().public_base_url}/join/{token}"
+

@@ -1,0 +1,254 @@
+"""What the org service does with ledgers and their admins: plain functions over a
+SQLAlchemy session, no framework."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from services.org import join_links
+from services.org.models import Admin, Ledger, LedgerKey
+from shared.crypto import Crypto
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.masking import mask_id_number, mask_name, mask_phone
+from shared.outbox import add_event
+from shared.validation import (
+    ID_TYPES,
+    FieldError,
+    validate_fields,
+    validate_id_number,
+    validate_name,
+    validate_phone,
+    validate_text,
+)
+
+
+def _id_type(value):
+    if value in (None, ""):
+        return "resident_id"
+    if value not in ID_TYPES:
+        raise FieldError("unknown_id_type", "must be one of " + ", ".join(ID_TYPES))
+    return value
+
+
+def validate_application(application: dict) -> dict:
+    """Check every field of a ledger application; InvalidInput names each bad one."""
+    application = application if isinstance(application, dict) else {}
+    id_type = application.get("admin_id_type") or "resident_id"
+    return validate_fields(
+        application,
+        {
+            "org_name": lambda v: validate_text(v, 60),
+            "org_address": lambda v: validate_text(v, 120),
+            "admin_name": validate_name,
+            "admin_id_type": _id_type,
+            "admin_id_number": lambda v: validate_id_number(id_type, v),
+            "admin_phone": validate_phone,
+        },
+    )
+
+
+def _ledger_cipher(session: Session, crypto: Crypto, ledger_id: str):
+    key = session.get(LedgerKey, ledger_id)
+    if key is None:
+        return None
+    return crypto.data_cipher(crypto.unwrap_data_key(f"ledger:{ledger_id}", key.wrapped_key))
+
+
+def register_ledger(session: Session, crypto: Crypto, application: dict, client: str = "") -> dict:
+    """A pending ledger, its owner-to-be, and ``org.ledger_registered`` for verify."""
+    a = validate_application(application)
+    ledger_id = str(uuid.uuid4())
+    challenge_id = str(uuid.uuid4())
+    data_key, wrapped = crypto.new_data_key(f"ledger:{ledger_id}")
+    cipher = crypto.data_cipher(data_key)
+    session.add(
+        Ledger(
+            id=ledger_id,
+            org_name=a["org_name"],
+            org_address=a["org_address"],
+            status="pending",
+            qr_version=1,
+            owner_challenge_id=challenge_id,
+        )
+    )
+    session.flush()
+    session.add(LedgerKey(ledger_id=ledger_id, wrapped_key=wrapped))
+    session.add(
+        Admin(
+            id=str(uuid.uuid4()),
+            ledger_id=ledger_id,
+            person_ref=crypto.person_ref(a["admin_id_type"], a["admin_id_number"]),
+            role="owner",
+            status="pending",
+            id_type=a["admin_id_type"],
+            phone_index=crypto.phone_index(a["admin_phone"]),
+            name_enc=cipher.encrypt_text(a["admin_name"]),
+            id_number_enc=cipher.encrypt_text(a["admin_id_number"]),
+            phone_enc=cipher.encrypt_text(a["admin_phone"]),
+        )
+    )
+    applicant = crypto.seal(
+        "verify",
+        {
+            "name": a["admin_name"],
+            "id_type": a["admin_id_type"],
+            "id_number": a["admin_id_number"],
+            "phone": a["admin_phone"],
+        },
+    )
+    add_event(
+        session,
+        "org.ledger_registered",
+        {"ledger_id": ledger_id, "challenge_id": challenge_id, "applicant": applicant, "client": client},
+        ledger_id,
+    )
+    return {
+        "ledger_id": ledger_id,
+        "challenge_id": challenge_id,
+        "masked_phone": mask_phone(a["admin_phone"]),
+        "status": "pending",
+    }
+
+
+def activate_ledger(session: Session, ledger_id: str, challenge_id: str, person_ref: str) -> bool:
+    """The owner passed verification: the ledger and its owner become active."""
+    ledger = session.get(Ledger, ledger_id, with_for_update=True)
+    if ledger is None or ledger.status != "pending" or ledger.owner_challenge_id != challenge_id:
+        return False
+    owner = session.scalars(
+        select(Admin).where(Admin.ledger_id == ledger_id, Admin.role == "owner")
+    ).one()
+    if owner.person_ref != person_ref:
+        return False
+    now = datetime.now(timezone.utc)
+    ledger.status = "active"
+    ledger.activated_at = now
+    owner.status = "active"
+    add_event(session, "org.ledger_activated", {"ledger_id": ledger_id, "owner_ref": person_ref}, ledger_id)
+    return True
+
+
+def discard_pending_ledger(session: Session, ledger_id: str, challenge_id: str) -> bool:
+    """Verification failed: the pending ledger and the applicant's data go, entirely."""
+    ledger = session.get(Ledger, ledger_id, with_for_update=True)
+    if ledger is None or ledger.status != "pending" or ledger.owner_challenge_id != challenge_id:
+        return False
+    session.execute(delete(Admin).where(Admin.ledger_id == ledger_id))
+    session.execute(delete(LedgerKey).where(LedgerKey.ledger_id == ledger_id))
+    session.delete(ledger)
+    return True
+
+
+def _valid_uuid(value) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise NotFound("No such ledger.") from None
+
+
+def require_admin(session: Session, ledger_id: str, person_ref: str | None) -> tuple[Ledger, Admin]:
+    """The ledger and the caller's admin row; NotFound / Forbidden otherwise."""
+    ledger = session.get(Ledger, _valid_uuid(ledger_id))
+    if ledger is None or ledger.status == "pending":
+        raise NotFound("No such ledger.")
+    admin = session.scalars(
+        select(Admin).where(
+            Admin.ledger_id == ledger.id, Admin.person_ref == person_ref, Admin.status == "active"
+        )
+    ).first()
+    if admin is None:
+        raise Forbidden("You are not an admin of this ledger.")
+    return ledger, admin
+
+
+def _admin_view(cipher, admin: Admin) -> dict:
+    name = cipher.decrypt_text(admin.name_enc)
+    return {
+        "admin_id": admin.id,
+        "role": admin.role,
+        "status": admin.status,
+        "name": mask_name(name),
+        "id_type": admin.id_type,
+        "id_number": mask_id_number(cipher.decrypt_text(admin.id_number_enc)),
+        "phone": mask_phone(cipher.decrypt_text(admin.phone_enc)),
+    }
+
+
+def ledger_view(session: Session, crypto: Crypto, ledger: Ledger, role: str | None = None) -> dict:
+    cipher = _ledger_cipher(session, crypto, ledger.id)
+    admins = session.scalars(
+        select(Admin).where(Admin.ledger_id == ledger.id).order_by(Admin.added_at)
+    ).all()
+    return {
+        "ledger_id": ledger.id,
+        "org_name": ledger.org_name,
+        "org_address": ledger.org_address,
+        "status": ledger.status,
+        "created_at": ledger.created_at.isoformat() if ledger.created_at else None,
+        "activated_at": ledger.activated_at.isoformat() if ledger.activated_at else None,
+        "qr_version": ledger.qr_version,
+        "my_role": role,
+        "admins": [_admin_view(cipher, a) for a in admins] if cipher else [],
+    }
+
+
+def get_ledger(session: Session, crypto: Crypto, ledger_id: str, person_ref: str) -> dict:
+    ledger, admin = require_admin(session, ledger_id, person_ref)
+    return ledger_view(session, crypto, ledger, admin.role)
+
+
+def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str) -> dict:
+    ledger, _ = require_admin(session, ledger_id, person_ref)
+    if ledger.status != "active":
+        raise Conflict("The ledger is not open for joining.")
+    return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
+
+
+def rotate_join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str) -> dict:
+    ledger, _ = require_admin(session, ledger_id, person_ref)
+    if ledger.status != "active":
+        raise Conflict("The ledger is not open for joining.")
+    ledger.qr_version += 1
+    return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
+
+
+def join_info(session: Session, crypto: Crypto, qr_key: bytes, token: str) -> dict:
+    """What a person sees before joining: the org and its masked owner, or NotFound."""
+    found = join_links.read_token(qr_key, token)
+    ledger = session.get(Ledger, found[0]) if found else None
+    if ledger is None or ledger.qr_version != found[1] or ledger.status not in ("active", "closed"):
+        raise NotFound("This join link is not valid.")
+    cipher = _ledger_cipher(session, crypto, ledger.id)
+    owner = session.scalars(
+        select(Admin).where(Admin.ledger_id == ledger.id, Admin.role == "owner")
+    ).first()
+    return {
+        "ledger_id": ledger.id,
+        "org_name": ledger.org_name,
+        "org_address": ledger.org_address,
+        "admin_name": mask_name(cipher.decrypt_text(owner.name_enc)) if cipher and owner else "",
+        "status": ledger.status,
+    }
+
+
+def my_ledgers(session: Session, person_ref: str) -> list[dict]:
+    rows = session.execute(
+        select(Ledger, Admin.role)
+        .join(Admin, Admin.ledger_id == Ledger.id)
+        .where(Admin.person_ref == person_ref, Admin.status == "active", Ledger.status != "pending")
+        .order_by(Ledger.created_at.desc())
+    ).all()
+    return [
+        {
+            "ledger_id": ledger.id,
+            "org_name": ledger.org_name,
+            "status": ledger.status,
+            "role": role,
+            "created_at": ledger.created_at.isoformat() if ledger.created_at else None,
+        }
+        for ledger, role in rows
+    ]

@@ -1,0 +1,63 @@
+"""The org service: ledgers, their admins and join links. Entrypoints only translate
+and delegate to :mod:`services.org.ledgers`."""
+
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from services.org import ledgers
+from services.org.models import Base  # noqa: F401 - registers the outbox tables
+from shared.config import settings
+from shared.crypto import crypto
+from shared.db import Database
+from shared.errors import TuantibuError
+from shared.handling import handles
+from shared.outbox import OutboxRelay
+
+expected = (TuantibuError,)
+
+
+class OrgService:
+    name = "org"
+
+    db = Database()
+    relay = OutboxRelay()
+
+    @rpc(expected_exceptions=expected)
+    def create_ledger(self, sealed_application: str, client: str = "") -> dict:
+        application = crypto().unseal("org", sealed_application)
+        return ledgers.register_ledger(self.db, crypto(), application, client)
+
+    @rpc(expected_exceptions=expected)
+    def get_ledger(self, ledger_id: str, person_ref: str) -> dict:
+        return ledgers.get_ledger(self.db, crypto(), ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def join_link(self, ledger_id: str, person_ref: str) -> dict:
+        return ledgers.join_link(self.db, settings().qr_signing_key, ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def rotate_qr(self, ledger_id: str, person_ref: str) -> dict:
+        return ledgers.rotate_join_link(self.db, settings().qr_signing_key, ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def join_info(self, token: str) -> dict:
+        return ledgers.join_info(self.db, crypto(), settings().qr_signing_key, token)
+
+    @rpc(expected_exceptions=expected)
+    def my_ledgers(self, person_ref: str) -> list:
+        return ledgers.my_ledgers(self.db, person_ref)
+
+    @handles("verify.identity_verified")
+    def on_identity_verified(self, data: dict, envelope: dict) -> None:
+        if data["purpose"] == "ledger_registration":
+            ledgers.activate_ledger(self.db, data["subject_id"], data["challenge_id"], data["person_ref"])
+
+    @handles("verify.identity_rejected")
+    def on_identity_rejected(self, data: dict, envelope: dict) -> None:
+        if data["purpose"] == "ledger_registration":
+            ledgers.discard_pending_ledger(self.db, data["subject_id"], data["challenge_id"])
+
+    @rpc
+    def health(self) -> dict:
+        return {"service": self.name, "ok": True}

@@ -1,0 +1,367 @@
+"""Identity verification and SMS codes, as plain code over a session.
+
+A challenge proves that a person holds the phone the Health Kit has on record for their
+ID number: first the Health Kit must agree on name + ID + phone, then the person types
+the 6-digit code sent to that phone. Rules (DESIGN.md, "Security rules"): codes from a
+CSPRNG, stored only as an HMAC, valid ``CODE_TTL_SECONDS``, single use, at most
+``CODE_MAX_ATTEMPTS`` wrong tries per challenge (a resend does not reset them), resend
+cooldown, daily caps per phone and per client address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.verify.models import Challenge, Identity, SmsSend, UserSession
+from shared.config import Settings
+from shared.crypto import Crypto
+from shared.errors import (
+    CodeExpired,
+    Conflict,
+    IdentityRejected,
+    NotFound,
+    RateLimited,
+    TooManyAttempts,
+    Unauthenticated,
+    WrongCode,
+)
+from shared.healthkit import HealthKit, HealthKitUnavailable, IdentityMatch
+from shared.masking import mask_phone
+from shared.outbox import add_event
+from shared.sms import SmsSender
+from shared.validation import validate_code, validate_fields, validate_phone
+
+PURPOSE_LABELS = {
+    "ledger_registration": "创建团体簿",
+    "join": "加入团体簿",
+    "login": "登录",
+    "reconfirm": "确认操作",
+}
+
+REJECTIONS = {
+    IdentityMatch.PHONE_MISMATCH: (
+        "phone_mismatch",
+        "This phone number is not the one registered with the Health Kit for this ID number.",
+    ),
+    IdentityMatch.NAME_MISMATCH: (
+        "name_mismatch",
+        "The name does not match the Health Kit record for this ID number.",
+    ),
+    IdentityMatch.NOT_FOUND: ("not_found", "The Health Kit has no record of this ID number."),
+    "health_kit_unavailable": (
+        "health_kit_unavailable",
+        "The Health Kit could not be reached to check your details; please try again later.",
+    ),
+    "rate_limited": ("rate_limited", "Too many codes were sent to this phone today; try again tomorrow."),
+    "too_many_attempts": ("too_many_attempts", "Too many wrong codes; please start again."),
+}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _challenge_id(value) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise NotFound("No such challenge.") from None
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Challenges:
+    """The verify service's domain verbs, given its collaborators."""
+
+    def __init__(self, session: Session, crypto: Crypto, health_kit: HealthKit, sms: SmsSender, cfg: Settings):
+        self.session = session
+        self.crypto = crypto
+        self.health_kit = health_kit
+        self.sms = sms
+        self.cfg = cfg
+
+    # -- starting ---------------------------------------------------------------
+
+    def start_identity(self, challenge_id: str, purpose: str, subject_id: str, applicant: dict, client: str = "") -> Challenge:
+        """Check name + ID + phone with the Health Kit; on a match, send a code."""
+        existing = self.session.get(Challenge, challenge_id)
+        if existing is not None:
+            return existing
+        phone = applicant["phone"]
+        challenge = Challenge(
+            id=challenge_id,
+            purpose=purpose,
+            subject_id=subject_id,
+            person_ref=self.crypto.person_ref(applicant["id_type"], applicant["id_number"]),
+            phone_index=self.crypto.phone_index(phone),
+            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
+            masked_phone=mask_phone(phone),
+            status="pending",
+            failed_attempts=0,
+            sends=0,
+            client=client or "",
+        )
+        self.session.add(challenge)
+        try:
+            match = self.health_kit.match_identity(
+                applicant["name"], applicant["id_type"], applicant["id_number"], phone
+            )
+        except HealthKitUnavailable:
+            match = "health_kit_unavailable"
+        if match != IdentityMatch.MATCH:
+            return self._reject(challenge, match)
+        try:
+            self._send_code(challenge, phone)
+        except RateLimited:
+            return self._reject(challenge, "rate_limited")
+        self._announce_sent(challenge)
+        return challenge
+
+    def start_login(self, phone: str, client: str = "") -> dict:
+        """Send a login code to a phone that has passed verification before.
+
+        An unknown phone gets the same answer and no SMS, so the endpoint does not tell
+        whether a number belongs to anyone."""
+        phone = validate_fields({"phone": phone}, {"phone": validate_phone})["phone"]
+        phone_index = self.crypto.phone_index(phone)
+        identity = self.session.scalars(
+            select(Identity).where(Identity.phone_index == phone_index).order_by(Identity.updated_at.desc())
+        ).first()
+        challenge_id = str(uuid.uuid4())
+        challenge = Challenge(
+            id=challenge_id,
+            purpose="login",
+            subject_id=None,
+            person_ref=identity.person_ref if identity else None,
+            phone_index=phone_index,
+            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
+            masked_phone=mask_phone(phone),
+            status="pending",
+            failed_attempts=0,
+            sends=0,
+            client=client or "",
+        )
+        self.session.add(challenge)
+        self._send_code(challenge, phone, deliver=identity is not None)
+        return self.describe(challenge)
+
+    # -- codes --------------------------------------------------------------------
+
+    def _check_caps(self, phone_index: str, client: str) -> None:
+        since = now() - timedelta(days=1)
+        sent_to_phone = self.session.scalar(
+            select(func.count()).select_from(SmsSend).where(SmsSend.phone_index == phone_index, SmsSend.sent_at > since)
+        )
+        if sent_to_phone >= self.cfg.sms_daily_cap_per_phone:
+            raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
+        if client:
+            sent_from_client = self.session.scalar(
+                select(func.count()).select_from(SmsSend).where(SmsSend.client == client, SmsSend.sent_at > since)
+            )
+            if sent_from_client >= self.cfg.sms_daily_cap_per_client:
+                raise RateLimited("Too many codes were requested from this address today; try again tomorrow.")
+
+    def _send_code(self, challenge: Challenge, phone: str, deliver: bool = True) -> None:
+        self._check_caps(challenge.phone_index, challenge.client)
+        code = f"{secrets.randbelow(10**6):06d}"
+        sent_at = now()
+        challenge.status = "code_sent"
+        challenge.code_digest = self.crypto.code_digest(challenge.id, code) if deliver else None
+        challenge.code_sent_at = sent_at
+        challenge.code_expires_at = sent_at + timedelta(seconds=self.cfg.code_ttl_seconds)
+        challenge.sends = (challenge.sends or 0) + 1
+        self.session.add(SmsSend(phone_index=challenge.phone_index, client=challenge.client, sent_at=sent_at))
+        self.session.flush()
+        if deliver:
+            self.sms.send(
+                phone,
+                "verification_code",
+                {
+                    "code": code,
+                    "minutes": str(self.cfg.code_ttl_seconds // 60),
+                    "purpose": PURPOSE_LABELS.get(challenge.purpose, ""),
+                },
+            )
+
+    def _announce_sent(self, challenge: Challenge) -> None:
+        add_event(
+            self.session,
+            "verify.challenge_sent",
+            {
+                "challenge_id": challenge.id,
+                "purpose": challenge.purpose,
+                "subject_id": challenge.subject_id,
+                "masked_phone": challenge.masked_phone,
+                "expires_at": challenge.code_expires_at.isoformat(),
+            },
+            challenge.id,
+        )
+
+    def _finish(self, challenge: Challenge, status: str, reason: str | None = None) -> None:
+        challenge.status = status
+        challenge.reason = reason
+        challenge.code_digest = None
+        challenge.phone_enc = None
+        challenge.finished_at = now()
+
+    def _reject(self, challenge: Challenge, why) -> Challenge:
+        reason, message = REJECTIONS[why]
+        self._finish(challenge, "rejected" if why != "too_many_attempts" else "failed", reason)
+        add_event(
+            self.session,
+            "verify.identity_rejected",
+            {
+                "challenge_id": challenge.id,
+                "purpose": challenge.purpose,
+                "subject_id": challenge.subject_id,
+                "reason": reason,
+                "message": message,
+            },
+            challenge.id,
+        )
+        return challenge
+
+    def _get_for_update(self, challenge_id) -> Challenge:
+        challenge = self.session.get(Challenge, _challenge_id(challenge_id), with_for_update=True)
+        if challenge is None:
+            raise NotFound("No such challenge.")
+        return challenge
+
+    def _refuse_finished(self, challenge: Challenge) -> None:
+        if challenge.status == "rejected":
+            message = dict(REJECTIONS.values()).get(challenge.reason, IdentityRejected.default_message)
+            raise IdentityRejected(message, details={"reason": challenge.reason})
+        if challenge.status == "verified":
+            raise Conflict("This code has already been used.", field="code")
+        if challenge.status == "failed":
+            raise TooManyAttempts(field="code")
+        if challenge.status != "code_sent":
+            raise Conflict("The code has not been sent yet; wait a moment.")
+
+    def confirm(self, challenge_id: str, code: str) -> dict:
+        """Check a code. A wrong code is counted (committed) before WrongCode is raised."""
+        code = validate_fields({"code": code}, {"code": validate_code})["code"]
+        challenge = self._get_for_update(challenge_id)
+        self._refuse_finished(challenge)
+        if now() > challenge.code_expires_at:
+            raise CodeExpired(field="code")
+        expected = challenge.code_digest
+        if expected is None or not hmac.compare_digest(expected, self.crypto.code_digest(challenge.id, code)):
+            challenge.failed_attempts += 1
+            left = self.cfg.code_max_attempts - challenge.failed_attempts
+            if left <= 0:
+                self._reject(challenge, "too_many_attempts")
+                self.session.commit()
+                raise TooManyAttempts(field="code")
+            self.session.commit()
+            raise WrongCode(field="code", details={"attempts_left": left})
+        person_ref = challenge.person_ref
+        self._remember_identity(challenge)
+        self._finish(challenge, "verified")
+        add_event(
+            self.session,
+            "verify.identity_verified",
+            {
+                "challenge_id": challenge.id,
+                "purpose": challenge.purpose,
+                "subject_id": challenge.subject_id,
+                "person_ref": person_ref,
+            },
+            challenge.id,
+        )
+        token = self.open_session(person_ref)
+        return {
+            "challenge_id": challenge.id,
+            "purpose": challenge.purpose,
+            "subject_id": challenge.subject_id,
+            "person_ref": person_ref,
+            "token": token,
+        }
+
+    def _remember_identity(self, challenge: Challenge) -> None:
+        phone = self.crypto.master.decrypt_text(challenge.phone_enc, aad=challenge.id.encode())
+        identity = self.session.get(Identity, challenge.person_ref)
+        phone_enc = self.crypto.master.encrypt_text(phone, aad=challenge.person_ref.encode())
+        if identity is None:
+            self.session.add(Identity(person_ref=challenge.person_ref, phone_index=challenge.phone_index, phone_enc=phone_enc, updated_at=now()))
+        else:
+            identity.phone_index = challenge.phone_index
+            identity.phone_enc = phone_enc
+            identity.updated_at = now()
+
+    def resend(self, challenge_id: str) -> dict:
+        challenge = self._get_for_update(challenge_id)
+        self._refuse_finished(challenge)
+        wait = self.cfg.resend_cooldown_seconds - (now() - challenge.code_sent_at).total_seconds()
+        if wait > 0:
+            raise RateLimited(
+                f"Wait {int(wait) + 1} seconds before asking for a new code.",
+                details={"retry_after": int(wait) + 1},
+            )
+        phone = self.crypto.master.decrypt_text(challenge.phone_enc, aad=challenge.id.encode())
+        self._send_code(challenge, phone, deliver=challenge.person_ref is not None)
+        return self.describe(challenge)
+
+    def describe(self, challenge: Challenge) -> dict:
+        message = None
+        if challenge.reason:
+            message = dict(REJECTIONS.values()).get(challenge.reason)
+        resend_after = 0
+        if challenge.status == "code_sent" and challenge.code_sent_at:
+            resend_after = max(0, int(self.cfg.resend_cooldown_seconds - (now() - challenge.code_sent_at).total_seconds()))
+        return {
+            "challenge_id": challenge.id,
+            "purpose": challenge.purpose,
+            "subject_id": challenge.subject_id,
+            "status": challenge.status,
+            "masked_phone": challenge.masked_phone,
+            "reason": challenge.reason,
+            "message": message,
+            "attempts_left": max(0, self.cfg.code_max_attempts - (challenge.failed_attempts or 0)),
+            "expires_at": challenge.code_expires_at.isoformat() if challenge.code_expires_at else None,
+            "resend_after": resend_after,
+        }
+
+    def get(self, challenge_id: str) -> dict:
+        challenge = self.session.get(Challenge, _challenge_id(challenge_id))
+        if challenge is None:
+            raise NotFound("No such challenge.")
+        return self.describe(challenge)
+
+    # -- sessions -------------------------------------------------------------------
+
+    def open_session(self, person_ref: str) -> str:
+        token = secrets.token_urlsafe(32)
+        t = now()
+        self.session.add(UserSession(token_hash=_hash_token(token), person_ref=person_ref, created_at=t, last_seen_at=t))
+        return token
+
+    def check_session(self, token: str | None) -> dict:
+        if not token or not isinstance(token, str) or len(token) > 200:
+            raise Unauthenticated()
+        record = self.session.get(UserSession, _hash_token(token))
+        t = now()
+        if (
+            record is None
+            or record.revoked_at is not None
+            or t - record.last_seen_at > timedelta(seconds=self.cfg.session_idle_seconds)
+            or t - record.created_at > timedelta(seconds=self.cfg.session_absolute_seconds)
+        ):
+            raise Unauthenticated("Your session has ended; please log in again.")
+        if (t - record.last_seen_at).total_seconds() > 30:
+            record.last_seen_at = t
+        return {"person_ref": record.person_ref}
+
+    def revoke_session(self, token: str | None) -> None:
+        record = self.session.get(UserSession, _hash_token(token or ""))
+        if record is not None and record.revoked_at is None:
+            record.revoked_at = now()

@@ -1,0 +1,78 @@
+"""The verify service's tables (PostgreSQL schema ``verify``): verification challenges
+with their hashed SMS codes, the SMS send log behind the daily caps, the phone → person
+index used to log in, and sessions (stored hashed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, LargeBinary, MetaData, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.outbox import infrastructure_tables
+
+SCHEMA = "verify"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA)
+
+
+outbox, handled_events = infrastructure_tables(Base.metadata)
+
+
+class Challenge(Base):
+    __tablename__ = "challenges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(24))
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    person_ref: Mapped[str | None] = mapped_column(String(64))
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    # encrypted under the master key (AAD: the challenge id), kept only while a code
+    # can still be resent; cleared when the challenge ends
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    masked_phone: Mapped[str] = mapped_column(String(16))
+    # code_sent → verified | failed; rejected at once when the Health Kit disagrees
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    code_digest: Mapped[str | None] = mapped_column(String(64))
+    code_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    code_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    client: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SmsSend(Base):
+    """One SMS sent, for the daily caps per phone and per client address."""
+
+    __tablename__ = "sms_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class Identity(Base):
+    """A person who passed verification, found by phone when they log in again."""
+
+    __tablename__ = "identities"
+
+    person_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UserSession(Base):
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_ref: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,79 @@
+"""The verify service: identity checks against the Health Kit, SMS codes, sessions.
+Entrypoints only translate and delegate to :class:`services.verify.challenges.Challenges`."""
+
+from __future__ import annotations
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from services.verify.challenges import Challenges
+from services.verify.models import Base  # noqa: F401 - registers the outbox tables
+from shared.config import settings
+from shared.crypto import crypto
+from shared.db import Database
+from shared.errors import TuantibuError
+from shared.handling import handles
+from shared.healthkit import health_kit
+from shared.outbox import OutboxRelay
+from shared.sms import sms_sender
+
+expected = (TuantibuError,)
+
+
+class Adapters(DependencyProvider):
+    """The external systems verify talks to (Health Kit, SMS), chosen by config."""
+
+    def setup(self) -> None:
+        self.health_kit = health_kit(settings())
+        self.sms = sms_sender(settings())
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class VerifyService:
+    name = "verify"
+
+    db = Database()
+    relay = OutboxRelay()
+    adapters = Adapters()
+
+    @property
+    def challenges(self) -> Challenges:
+        return Challenges(self.db, crypto(), self.adapters.health_kit, self.adapters.sms, settings())
+
+    @handles("org.ledger_registered")
+    def on_ledger_registered(self, data: dict, envelope: dict) -> None:
+        applicant = crypto().unseal("verify", data["applicant"])
+        self.challenges.start_identity(
+            data["challenge_id"], "ledger_registration", data["ledger_id"], applicant, data.get("client", "")
+        )
+
+    @rpc(expected_exceptions=expected)
+    def get_challenge(self, challenge_id: str) -> dict:
+        return self.challenges.get(challenge_id)
+
+    @rpc(expected_exceptions=expected)
+    def confirm_code(self, challenge_id: str, code: str) -> dict:
+        return self.challenges.confirm(challenge_id, code)
+
+    @rpc(expected_exceptions=expected)
+    def resend_code(self, challenge_id: str) -> dict:
+        return self.challenges.resend(challenge_id)
+
+    @rpc(expected_exceptions=expected)
+    def start_login(self, sealed_phone: str, client: str = "") -> dict:
+        phone = crypto().unseal("verify", sealed_phone)["phone"]
+        return self.challenges.start_login(phone, client)
+
+    @rpc(expected_exceptions=expected)
+    def check_session(self, token: str) -> dict:
+        return self.challenges.check_session(token)
+
+    @rpc(expected_exceptions=expected)
+    def revoke_session(self, token: str) -> None:
+        self.challenges.revoke_session(token)
+
+    @rpc
+    def health(self) -> dict:
+        return {"service": self.name, "ok": True}

@@ -1,0 +1,1 @@
+"""Tuantibu's common package: what every service shares, one module per concern."""

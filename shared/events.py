@@ -1,0 +1,115 @@
+"""Event contracts: every event on the bus, in one place.
+
+An event is a fact in the past tense, published by the service that owns it through
+that service's transactional outbox (``shared.outbox``) and consumed by the handlers
+listed here (``shared.handling.handles``). Each contract names its marshmallow schema
+and its durable subscribers, so a relay can declare their queues before anything is
+published (an event with no queue is dropped) and a test can check that the
+subscribers listed here are exactly the handlers the services declare.
+
+Personal data never travels in plaintext: where a consumer needs an ID number or a
+phone, the field holds a token sealed for that consumer (``Crypto.seal``).
+
+The envelope every message carries::
+
+    {"event_id": uuid, "event_type": "org.ledger_registered",
+     "occurred_at": iso-8601, "aggregate_id": str, "data": {...}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from marshmallow import Schema, fields, validate
+
+PURPOSES = ("ledger_registration", "join", "login", "reconfirm")
+
+
+class LedgerRegistered(Schema):
+    ledger_id = fields.String(required=True)
+    challenge_id = fields.String(required=True)
+    # {name, id_type, id_number, phone} sealed for "verify"
+    applicant = fields.String(required=True)
+    client = fields.String(load_default="")  # the applicant's address, for SMS caps
+
+
+class LedgerActivated(Schema):
+    ledger_id = fields.String(required=True)
+    owner_ref = fields.String(required=True)
+
+
+class LedgerClosed(Schema):
+    ledger_id = fields.String(required=True)
+
+
+class ChallengeSent(Schema):
+    challenge_id = fields.String(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
+    subject_id = fields.String(required=True, allow_none=True)
+    masked_phone = fields.String(required=True)
+    expires_at = fields.String(required=True)
+
+
+class IdentityVerified(Schema):
+    challenge_id = fields.String(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
+    subject_id = fields.String(required=True, allow_none=True)
+    person_ref = fields.String(required=True)
+
+
+class IdentityRejected(Schema):
+    challenge_id = fields.String(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
+    subject_id = fields.String(required=True, allow_none=True)
+    reason = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+@dataclass(frozen=True)
+class Contract:
+    source: str
+    name: str
+    schema: type[Schema]
+    subscribers: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def event_type(self) -> str:
+        return f"{self.source}.{self.name}"
+
+    def queue_name(self, service: str, method: str) -> str:
+        """The queue Nameko's ``event_handler`` declares for a SERVICE_POOL handler."""
+        return f"evt-{self.source}-{self.name}--{service}.{method}"
+
+    def dump(self, data: dict) -> dict:
+        """Validate outgoing data against the contract; raises ValidationError."""
+        schema = self.schema()
+        errors = schema.validate(data)
+        if errors:
+            from marshmallow import ValidationError
+
+            raise ValidationError(errors)
+        return schema.dump(data)
+
+    def load(self, data: dict) -> dict:
+        return self.schema().load(data)
+
+
+CONTRACTS: dict[str, Contract] = {
+    c.event_type: c
+    for c in [
+        Contract("org", "ledger_registered", LedgerRegistered, (("verify", "on_ledger_registered"),)),
+        Contract("org", "ledger_activated", LedgerActivated),
+        Contract("org", "ledger_closed", LedgerClosed),
+        Contract("verify", "challenge_sent", ChallengeSent),
+        Contract("verify", "identity_verified", IdentityVerified, (("org", "on_identity_verified"),)),
+        Contract("verify", "identity_rejected", IdentityRejected, (("org", "on_identity_rejected"),)),
+    ]
+}
+
+
+def contract(event_type: str) -> Contract:
+    return CONTRACTS[event_type]
+
+
+def published_by(service: str) -> list[Contract]:
+    return [c for c in CONTRACTS.values() if c.source == service]

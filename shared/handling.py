@@ -1,0 +1,131 @@
+"""Idempotent, retried event handling, with a dead-letter queue after that.
+
+Nameko delivers events at least once and, by default, acks and drops a message whose
+handler raised. ``@handles("org.ledger_registered")`` wraps a service method so that:
+
+- the payload is checked against its contract (``shared.events``); a message that does
+  not fit goes straight to the dead-letter queue;
+- the event id is recorded in the service's ``handled_events`` table in the same
+  transaction as the handler's changes, so a redelivered event is skipped;
+- a failing attempt is rolled back and retried with exponential backoff, at most
+  ``HANDLER_RETRIES`` times; then the message is published to the dead-letter queue
+  ``tuantibu.dead-letter`` (with the handler's queue, the error type and the attempts
+  in its headers) where an operator can inspect and replay it
+  (``python -m shared.deadletter``).
+
+The wrapped method receives the loaded ``data`` and the envelope; it uses
+``self.db`` (a :class:`shared.db.Database`) and must not commit itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+import eventlet
+from kombu import Exchange, Queue
+from marshmallow import ValidationError
+from nameko.amqp.publish import Publisher
+from nameko.events import SERVICE_POOL, event_handler
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
+
+from shared.config import settings
+from shared.errors import TuantibuError
+from shared.events import Contract, contract
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_QUEUE = "tuantibu.dead-letter"
+_HANDLED_TABLES: dict[str, Table] = {}
+
+
+def register_handled_table(table: Table) -> None:
+    _HANDLED_TABLES[table.schema] = table
+
+
+def dead_letter_queue() -> Queue:
+    return Queue(DEAD_LETTER_QUEUE, exchange=Exchange(""), routing_key=DEAD_LETTER_QUEUE, durable=True)
+
+
+def dead_letter(payload: Any, queue: str, error: str, attempts: int) -> None:
+    """Park a message for an operator: it is kept until inspected and replayed."""
+    publisher = Publisher(settings().amqp_uri, use_confirms=True)
+    publisher.publish(
+        payload,
+        exchange=Exchange(""),
+        routing_key=DEAD_LETTER_QUEUE,
+        declare=[dead_letter_queue()],
+        headers={"x-original-queue": queue, "x-error": error, "x-attempts": attempts},
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    # Our own errors never carry personal data; others (a driver error's DETAIL line
+    # can quote a value) are described by type only.
+    if isinstance(exc, TuantibuError):
+        return str(exc)
+    return type(exc).__name__
+
+
+def handle(service: Any, c: Contract, method: Callable, payload: dict) -> None:
+    service_name = service.name
+    handler = f"{service_name}.{method.__name__}"
+    queue = c.queue_name(service_name, method.__name__)
+    try:
+        event_id = str(payload["event_id"])
+        data = c.load(payload["data"])
+    except (KeyError, TypeError, ValidationError) as exc:
+        log.error("event for %s does not fit contract %s; dead-lettered", handler, c.event_type)
+        dead_letter(payload, queue, f"contract: {type(exc).__name__}", 0)
+        return
+
+    handled = _HANDLED_TABLES[service_name]
+    session = service.db
+    retries = max(1, settings().handler_retries)
+    backoff = settings().handler_backoff_seconds
+    for attempt in range(1, retries + 1):
+        try:
+            first_time = session.execute(
+                insert(handled)
+                .values(event_id=event_id, handler=handler)
+                .on_conflict_do_nothing()
+                .returning(handled.c.event_id)
+            ).first()
+            if first_time is None:
+                session.rollback()
+                log.info("event %s already handled by %s; skipped", event_id, handler)
+                return
+            method(service, data, payload)
+            session.commit()
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure is retried, then parked
+            session.rollback()
+            if attempt == retries:
+                log.error(
+                    "event %s failed %d times in %s (%s); dead-lettered",
+                    event_id, attempt, handler, _describe(exc),
+                )
+                dead_letter(payload, queue, _describe(exc), attempt)
+                return
+            delay = backoff * (4 ** (attempt - 1))
+            log.warning(
+                "event %s failed in %s (%s); retry %d in %.1fs",
+                event_id, handler, _describe(exc), attempt, delay,
+            )
+            eventlet.sleep(delay)
+
+
+def handles(event_type: str) -> Callable:
+    """Declare a service method as the idempotent, retried handler of ``event_type``."""
+    c = contract(event_type)
+
+    def decorator(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def entrypoint(self, payload):
+            handle(self, c, method, payload)
+
+        return event_handler(c.source, c.name, handler_type=SERVICE_POOL)(entrypoint)
+
+    return decorator

@@ -1,0 +1,248 @@
+"""The transactional outbox: a change and the event it causes commit together.
+
+A service writes its events with :func:`add_event` into its own ``outbox`` table, in
+the same transaction as the change. :class:`OutboxRelay` (a DependencyProvider every
+publishing service declares) publishes committed rows to the service's Nameko event
+exchange with publisher confirms, then deletes them.
+
+- Woken at once by ``NOTIFY outbox_<service>`` (sent by :func:`add_event`, delivered by
+  PostgreSQL at commit), and every ``idle_poll`` seconds as a fallback.
+- Safe with several instances: a batch runs under a transaction-level advisory lock per
+  service and claims rows ``FOR UPDATE SKIP LOCKED`` in id order, so per-aggregate
+  order holds and no two relays publish the same rows at once. A crash between publish
+  and delete publishes a row again: handlers are idempotent (``shared.handling``).
+- Before publishing anything, the relay declares the durable queue of every subscriber
+  its contracts list, and publishes those events ``mandatory``: an event is either
+  queued or the batch fails and is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import uuid
+from datetime import datetime, timezone
+
+import eventlet
+import psycopg2
+from kombu import Queue
+from nameko.amqp.publish import Publisher, get_connection
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Identity,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    func,
+    text,
+)
+from sqlalchemy import (
+    select as sql_select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from shared.config import settings
+from shared.db import make_engine
+from shared.events import Contract, contract, published_by
+
+log = logging.getLogger(__name__)
+
+
+def infrastructure_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Add the ``outbox`` and ``handled_events`` tables to a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(80), nullable=False),
+        Column("aggregate_id", String(80), nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    handled = Table(
+        "handled_events",
+        metadata,
+        Column("event_id", String(36), nullable=False),
+        Column("handler", String(120), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("event_id", "handler"),
+    )
+    register_outbox(outbox)
+    from shared.handling import register_handled_table
+
+    register_handled_table(handled)
+    return outbox, handled
+
+
+_OUTBOX_TABLES: dict[str, Table] = {}
+
+
+def register_outbox(outbox: Table) -> None:
+    """Called by each service's models so :func:`add_event` can find its table."""
+    _OUTBOX_TABLES[outbox.schema] = outbox
+
+
+def notify_channel(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+def add_event(session: Session, event_type: str, data: dict, aggregate_id: str) -> str:
+    """Write an event to the caller's outbox in the current transaction.
+
+    ``event_type`` must be one of ``shared.events.CONTRACTS`` published by the service
+    that owns ``session``'s schema; ``data`` is validated against the contract.
+    """
+    c: Contract = contract(event_type)
+    outbox = _OUTBOX_TABLES[c.source]
+    event_id = str(uuid.uuid4())
+    payload = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "occurred_at": datetime.now(timezone.utc).isoformat(),
+        "aggregate_id": str(aggregate_id),
+        "data": c.dump(data),
+    }
+    session.execute(
+        outbox.insert().values(
+            event_id=event_id, event_type=event_type, aggregate_id=str(aggregate_id), payload=payload
+        )
+    )
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
+    return event_id
+
+
+def subscriber_queues(contracts: list[Contract], config: dict) -> list[Queue]:
+    queues = []
+    for c in contracts:
+        exchange = get_event_exchange(c.source, config)
+        for service, method in c.subscribers:
+            queues.append(
+                Queue(
+                    c.queue_name(service, method),
+                    exchange=exchange,
+                    routing_key=c.name,
+                    durable=True,
+                    auto_delete=False,
+                    exclusive=False,
+                )
+            )
+    return queues
+
+
+def declare_queues(amqp_uri: str, queues: list[Queue]) -> None:
+    with get_connection(amqp_uri) as conn:
+        for queue in queues:
+            queue.bind(conn).declare()
+
+
+class Relay:
+    """Publishes one service's outbox. Plain code; :class:`OutboxRelay` runs it."""
+
+    def __init__(self, service: str, engine: Engine, amqp_uri: str, config: dict, batch_size: int = 500):
+        self.service = service
+        self.engine = engine
+        self.amqp_uri = amqp_uri
+        self.config = config
+        self.batch_size = batch_size
+        self.outbox = _OUTBOX_TABLES[service]
+        self.contracts = {c.event_type: c for c in published_by(service)}
+        self.exchange = get_event_exchange(service, config)
+        self.publisher = Publisher(amqp_uri, use_confirms=True)
+        self.lock_key = f"outbox:{service}"
+
+    def declare(self) -> None:
+        declare_queues(self.amqp_uri, subscriber_queues(list(self.contracts.values()), self.config))
+
+    def relay_batch(self) -> int:
+        """Publish up to one batch; returns how many rows were published."""
+        with self.engine.begin() as conn:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": self.lock_key}
+            ).scalar()
+            if not got:
+                return 0
+            rows = conn.execute(
+                sql_select(self.outbox.c.id, self.outbox.c.event_type, self.outbox.c.payload)
+                .order_by(self.outbox.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                c = self.contracts[row.event_type]
+                self.publisher.publish(
+                    row.payload,
+                    exchange=self.exchange,
+                    routing_key=c.name,
+                    mandatory=bool(c.subscribers),
+                    message_id=row.payload["event_id"],
+                )
+            if rows:
+                conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))
+            return len(rows)
+
+    def relay_all(self) -> int:
+        total = 0
+        while True:
+            n = self.relay_batch()
+            total += n
+            if n < self.batch_size:
+                return total
+
+
+class OutboxRelay(DependencyProvider):
+    """Runs :class:`Relay` for the service in a managed green thread."""
+
+    def __init__(self, idle_poll: float = 1.0) -> None:
+        self.idle_poll = idle_poll
+        self.relay: Relay | None = None
+        self._running = False
+
+    def setup(self) -> None:
+        service = self.container.service_name
+        url = self.container.config.get("DATABASE_URL") or settings().database_url
+        amqp_uri = self.container.config.get("AMQP_URI") or settings().amqp_uri
+        self.relay = Relay(service, make_engine(url, pool_size=2), amqp_uri, self.container.config)
+        self.dsn = self.relay.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def start(self) -> None:
+        self.relay.declare()
+        self._running = True
+        self.container.spawn_managed_thread(self._run, identifier="outbox_relay")
+
+    def stop(self) -> None:
+        self._running = False
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx) -> Relay:
+        return self.relay
+
+    def _run(self) -> None:
+        channel = notify_channel(self.relay.service)
+        while self._running:
+            conn = None
+            try:
+                conn = psycopg2.connect(self.dsn)
+                conn.autocommit = True
+                conn.cursor().execute(f"LISTEN {channel}")
+                self.relay.relay_all()
+                while self._running:
+                    select.select([conn], [], [], self.idle_poll)
+                    conn.poll()
+                    conn.notifies.clear()
+                    self.relay.relay_all()
+            except Exception as exc:  # noqa: BLE001 - keep relaying after any failure
+                log.warning("outbox relay for %s failed (%s); retrying", self.relay.service, type(exc).__name__)
+                eventlet.sleep(1.0)
+            finally:
+                if conn is not None:
+                    conn.close()
