@@ -37,7 +37,7 @@ def check_postgres(database_url: str) -> None:
         conn.close()
     except psycopg2.OperationalError:
         raise DependencyDown(
-            f"PostgreSQL did not answer at {admin.render_as_string(hide_password=True)} "
+            f"PostgreSQL did not answer at {make_url(database_url).render_as_string(hide_password=True)} "
             "(DATABASE_URL). Start it, for example with "
             "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
             "or `docker compose up -d postgres`, or point DATABASE_URL at a running server."

@@ -31,10 +31,12 @@ def error_response(error: TuantibuError) -> Response:
 
 def body_of(request: Request) -> dict:
     """The JSON object in the request body; InvalidInput if it is not one."""
-    if not request.data:
+    # read the raw body whatever the Content-Type (curl -d sends a form type)
+    raw = request.get_data(cache=True)
+    if not raw:
         return {}
     try:
-        body = json.loads(request.data)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("The request body is not valid JSON.", field="body") from None
     if not isinstance(body, dict):

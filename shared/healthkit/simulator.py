@@ -623,7 +623,11 @@ def create_server(app: HealthKitSimulator, host: str = "127.0.0.1", port: int = 
 
 def make_store_engine(database_url: str, pool_size: int = 10) -> Engine:
     """The simulator's engine: a pool of ``pool_size`` (+ as many overflow), and SQL
-    parameters hidden from error texts (they would hold ID numbers)."""
+    parameters hidden from error texts (they would hold ID numbers). Cooperative under
+    eventlet when the process is monkey-patched."""
+    from shared.db import make_green
+
+    make_green()
     return sa.create_engine(
         database_url,
         pool_size=pool_size,
