@@ -63,6 +63,9 @@ class Settings:
     handler_retries: int
     handler_backoff_seconds: float
     demo_residents: int
+    ledger_member_cap: int
+    challenge_grace_seconds: int
+    sweep_interval_seconds: float
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -143,6 +146,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             handler_retries=int(env.get("HANDLER_RETRIES", "4")),
             handler_backoff_seconds=float(env.get("HANDLER_BACKOFF_SECONDS", "0.5")),
             demo_residents=int(env.get("DEMO_RESIDENTS", "200")),
+            ledger_member_cap=int(env.get("LEDGER_MEMBER_CAP", "10000")),
+            challenge_grace_seconds=int(env.get("CHALLENGE_GRACE_SECONDS", "60")),
+            sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

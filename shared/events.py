@@ -36,10 +36,44 @@ class LedgerRegistered(Schema):
 class LedgerActivated(Schema):
     ledger_id = fields.String(required=True)
     owner_ref = fields.String(required=True)
+    org_name = fields.String(required=True)
+    qr_version = fields.Integer(required=True)
+    member_cap = fields.Integer(required=True)
+
+
+class QrRotated(Schema):
+    ledger_id = fields.String(required=True)
+    qr_version = fields.Integer(required=True)
 
 
 class LedgerClosed(Schema):
     ledger_id = fields.String(required=True)
+
+
+class JoinRequested(Schema):
+    membership_id = fields.String(required=True)
+    ledger_id = fields.String(required=True)
+    challenge_id = fields.String(required=True)
+    # {name, id_type, id_number, phone} sealed for "verify"
+    applicant = fields.String(required=True)
+    client = fields.String(load_default="")
+
+
+class MemberJoined(Schema):
+    membership_id = fields.String(required=True)
+    ledger_id = fields.String(required=True)
+    person_ref = fields.String(required=True)
+    # {id_type, id_number} sealed for "healthsync", which must ask the Health Kit
+    subject = fields.String(required=True)
+    joined_at = fields.String(required=True)
+
+
+class MemberLeft(Schema):
+    membership_id = fields.String(required=True)
+    ledger_id = fields.String(required=True)
+    person_ref = fields.String(required=True, allow_none=True)
+    reason = fields.String(required=True)  # left | removed | ledger_closed
+    left_at = fields.String(required=True)
 
 
 class ChallengeSent(Schema):
@@ -98,11 +132,21 @@ CONTRACTS: dict[str, Contract] = {
     c.event_type: c
     for c in [
         Contract("org", "ledger_registered", LedgerRegistered, (("verify", "on_ledger_registered"),)),
-        Contract("org", "ledger_activated", LedgerActivated),
-        Contract("org", "ledger_closed", LedgerClosed),
+        Contract("org", "ledger_activated", LedgerActivated, (("member", "on_ledger_activated"),)),
+        Contract("org", "qr_rotated", QrRotated, (("member", "on_qr_rotated"),)),
+        Contract("org", "ledger_closed", LedgerClosed, (("member", "on_ledger_closed"),)),
+        Contract("member", "join_requested", JoinRequested, (("verify", "on_join_requested"),)),
+        Contract("member", "joined", MemberJoined),
+        Contract("member", "left", MemberLeft),
         Contract("verify", "challenge_sent", ChallengeSent),
-        Contract("verify", "identity_verified", IdentityVerified, (("org", "on_identity_verified"),)),
-        Contract("verify", "identity_rejected", IdentityRejected, (("org", "on_identity_rejected"),)),
+        Contract(
+            "verify", "identity_verified", IdentityVerified,
+            (("org", "on_identity_verified"), ("member", "on_identity_verified")),
+        ),
+        Contract(
+            "verify", "identity_rejected", IdentityRejected,
+            (("org", "on_identity_rejected"), ("member", "on_identity_rejected")),
+        ),
     ]
 }
 

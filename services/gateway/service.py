@@ -13,19 +13,17 @@ from werkzeug.wrappers import Response
 from services.gateway.api import bearer_token, body_of, client_of, endpoint
 from services.gateway.waiter import WaiterProvider
 from shared.config import settings
+from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
 from shared.db import make_engine
 from shared.errors import IdentityRejected, NotFound
 from shared.rpc import Rpc
 from shared.validation import validate_fields, validate_phone
 
+JOIN_FIELDS = ("name", "id_type", "id_number", "phone", "consent", "consent_version")
 APPLICATION_FIELDS = ("org_name", "org_address", "admin_name", "admin_id_type", "admin_id_number", "admin_phone")
 # which field a Health Kit rejection points at
-REJECTED_FIELD = {
-    "phone_mismatch": "admin_phone",
-    "name_mismatch": "admin_name",
-    "not_found": "admin_id_number",
-}
+REJECTED_FIELD = {"phone_mismatch": "phone", "name_mismatch": "name", "not_found": "id_number"}
 WAIT_SECONDS = 5.0
 
 
@@ -68,6 +66,14 @@ class GatewayService:
     def on_ledger_activated(self, payload):
         self.waiter.deliver(("ledger_activated", payload["data"]["ledger_id"]), payload["data"])
 
+    @_broadcast("org", "ledger_closed")
+    def on_ledger_closed(self, payload):
+        self.waiter.deliver(("ledger_closed", payload["data"]["ledger_id"]), payload["data"])
+
+    @_broadcast("member", "joined")
+    def on_member_joined(self, payload):
+        self.waiter.deliver(("member_joined", payload["data"]["membership_id"]), payload["data"])
+
     # -- helpers --------------------------------------------------------------------
 
     def _person(self, request) -> str:
@@ -83,7 +89,7 @@ class GatewayService:
             field = REJECTED_FIELD.get(data["reason"])
             raise IdentityRejected(
                 data["message"],
-                field=(field_prefix + field.removeprefix("admin_")) if field else None,
+                field=field_prefix + field if field else None,
                 details={"reason": data["reason"], "challenge_id": challenge_id},
             )
         sent = outcome["sent"]
@@ -134,10 +140,58 @@ class GatewayService:
         link = self.org.rotate_qr(ledger_id, self._person(request))
         return {**link, "url": join_url(link["token"])}
 
+    @http("POST", "/api/ledgers/<ledger_id>/close")
+    @endpoint
+    def close_ledger(self, request, ledger_id):
+        """Returns a challenge; confirming its SMS code closes the ledger."""
+        return self.org.request_close(ledger_id, self._person(request), client_of(request)), 201
+
+    # -- 个人填: join a ledger ---------------------------------------------------------
+
     @http("GET", "/api/join/<token>")
     @endpoint
     def join_info(self, request, token):
-        return self.org.join_info(token)
+        info = self.org.join_info(token)
+        return {**info, "consent": {"version": CONSENT_VERSION, "text": CONSENT_TEXT}}
+
+    @http("POST", "/api/join/<token>")
+    @endpoint
+    def join(self, request, token):
+        body = body_of(request)
+        fields = {k: body.get(k) for k in JOIN_FIELDS}
+        requested = self.member.request_join(token, crypto().seal("member", fields), client_of(request))
+        outcome = self._challenge_outcome(requested["challenge_id"], field_prefix="")
+        status = 201 if outcome["status"] == "code_sent" else 202
+        return {**requested, **outcome}, status
+
+    # -- members, for admins ------------------------------------------------------------
+
+    @http("GET", "/api/ledgers/<ledger_id>/members")
+    @endpoint
+    def list_members(self, request, ledger_id):
+        args = request.args
+        return self.member.list_members(
+            ledger_id, self._person(request), args.get("page"), args.get("page_size"), args.get("status")
+        )
+
+    @http("DELETE", "/api/ledgers/<ledger_id>/members/<member_id>")
+    @endpoint
+    def remove_member(self, request, ledger_id, member_id):
+        body = body_of(request)
+        reason = body.get("reason") or request.args.get("reason")
+        return self.member.remove_member(ledger_id, member_id, self._person(request), reason)
+
+    # -- self-service for members ---------------------------------------------------------
+
+    @http("GET", "/api/me/memberships")
+    @endpoint
+    def my_memberships(self, request):
+        return {"items": self.member.my_memberships(self._person(request))}
+
+    @http("POST", "/api/me/memberships/<membership_id>/leave")
+    @endpoint
+    def leave(self, request, membership_id):
+        return self.member.leave(membership_id, self._person(request))
 
     # -- challenges -------------------------------------------------------------------
 
@@ -164,6 +218,14 @@ class GatewayService:
             response["ledger_status"] = "active" if activated else "activating"
             if activated:
                 response["ledger"] = self.org.get_ledger(ledger_id, result["person_ref"])
+        elif result["purpose"] == "join":
+            joined = self.waiter.wait(("member_joined", result["subject_id"]), WAIT_SECONDS)
+            response["membership_id"] = result["subject_id"]
+            response["membership_status"] = "active" if joined else "activating"
+        elif result["purpose"] == "reconfirm":
+            closed = self.waiter.wait(("ledger_closed", result["subject_id"]), WAIT_SECONDS)
+            response["ledger_id"] = result["subject_id"]
+            response["ledger_status"] = "closed" if closed else "closing"
         return response
 
     @http("POST", "/api/challenges/<challenge_id>/resend")

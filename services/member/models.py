@@ -1,10 +1,13 @@
-"""The member service's tables (PostgreSQL schema ``member``). Memberships arrive with
-the join flow; for now the schema holds the service's outbox and handled events."""
+"""The member service's tables (PostgreSQL schema ``member``): memberships with their
+encrypted personal data, the per-ledger data keys, and a projection of the ledgers and
+their admins (fed by org's events) so joining and authorisation need no RPC to org."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
 
@@ -16,3 +19,70 @@ class Base(DeclarativeBase):
 
 
 outbox, handled_events = infrastructure_tables(Base.metadata)
+
+
+class LedgerView(Base):
+    """What member knows of a ledger, from org.ledger_activated / qr_rotated / ledger_closed."""
+
+    __tablename__ = "ledgers"
+
+    ledger_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_name: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(16))  # active | closed
+    qr_version: Mapped[int] = mapped_column(Integer)
+    member_cap: Mapped[int] = mapped_column(Integer)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerAdmin(Base):
+    __tablename__ = "ledger_admins"
+    __table_args__ = (PrimaryKeyConstraint("ledger_id", "person_ref"),)
+
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    person_ref: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class LedgerKey(Base):
+    """The ledger's member-data key, wrapped by the master key; deleted when the ledger
+    closes, which makes every member's stored data unreadable."""
+
+    __tablename__ = "ledger_keys"
+
+    ledger_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        # one live membership per person per ledger, whatever the concurrency
+        Index(
+            "uq_live_membership",
+            "ledger_id",
+            "person_ref",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'active')"),
+        ),
+        Index("ix_membership_ledger_status", "ledger_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    # blind index of the ID number; cleared when the person leaves
+    person_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    # pending → active → left | removed | closed
+    status: Mapped[str] = mapped_column(String(16))
+    challenge_id: Mapped[str] = mapped_column(String(36), index=True)
+    id_type: Mapped[str] = mapped_column(String(20))
+    # encrypted under the ledger's data key; ID and phone are deleted when the person
+    # leaves, the name stays so admins see who left
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    consent_version: Mapped[str] = mapped_column(String(32))
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    left_reason: Mapped[str | None] = mapped_column(String(200))

@@ -1,12 +1,24 @@
-"""The member service: memberships of ledgers (the join flow builds on this)."""
+"""The member service: memberships of ledgers. Entrypoints only translate and delegate
+to :mod:`services.member.memberships`."""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
+import logging
 
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from services.member import memberships
 from services.member.models import Base  # noqa: F401 - registers the outbox tables
+from shared.config import settings
+from shared.crypto import crypto
 from shared.db import Database
+from shared.errors import TuantibuError
+from shared.handling import handles
 from shared.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+expected = (TuantibuError,)
 
 
 class MemberService:
@@ -14,6 +26,65 @@ class MemberService:
 
     db = Database()
     relay = OutboxRelay()
+
+    # -- joining ---------------------------------------------------------------------
+
+    @rpc(expected_exceptions=expected)
+    def request_join(self, token: str, sealed_body: str, client: str = "") -> dict:
+        body = crypto().unseal("member", sealed_body)
+        return memberships.request_join(self.db, crypto(), settings().qr_signing_key, token, body, client)
+
+    @handles("verify.identity_verified")
+    def on_identity_verified(self, data: dict, envelope: dict) -> None:
+        if data["purpose"] == "join":
+            memberships.activate(self.db, crypto(), data["subject_id"], data["challenge_id"], data["person_ref"])
+
+    @handles("verify.identity_rejected")
+    def on_identity_rejected(self, data: dict, envelope: dict) -> None:
+        if data["purpose"] == "join":
+            memberships.discard_pending(self.db, data["subject_id"], data["challenge_id"])
+
+    @timer(interval=settings().sweep_interval_seconds)
+    def sweep_abandoned_joins(self) -> None:
+        # verify expires unconfirmed challenges and says so by event; this catches any
+        # pending membership that outlived that by far (e.g. a lost verify outbox)
+        removed = memberships.sweep_abandoned(self.db, 4 * settings().code_ttl_seconds)
+        if removed:
+            log.info("removed %d abandoned pending memberships", removed)
+
+    # -- self-service ------------------------------------------------------------------
+
+    @rpc(expected_exceptions=expected)
+    def my_memberships(self, person_ref: str) -> list:
+        return memberships.my_memberships(self.db, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def leave(self, membership_id: str, person_ref: str) -> dict:
+        return memberships.leave(self.db, membership_id, person_ref)
+
+    # -- admins ------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=expected)
+    def list_members(self, ledger_id: str, person_ref: str, page=1, page_size=50, status="active") -> dict:
+        return memberships.list_members(self.db, crypto(), ledger_id, person_ref, page, page_size, status)
+
+    @rpc(expected_exceptions=expected)
+    def remove_member(self, ledger_id: str, membership_id: str, person_ref: str, reason) -> dict:
+        return memberships.remove_member(self.db, ledger_id, membership_id, person_ref, reason)
+
+    # -- the ledger projection --------------------------------------------------------
+
+    @handles("org.ledger_activated")
+    def on_ledger_activated(self, data: dict, envelope: dict) -> None:
+        memberships.ledger_activated(self.db, crypto(), data)
+
+    @handles("org.qr_rotated")
+    def on_qr_rotated(self, data: dict, envelope: dict) -> None:
+        memberships.qr_rotated(self.db, data)
+
+    @handles("org.ledger_closed")
+    def on_ledger_closed(self, data: dict, envelope: dict) -> None:
+        memberships.ledger_closed(self.db, data["ledger_id"])
 
     @rpc
     def health(self) -> dict:

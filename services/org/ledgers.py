@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.org import join_links
 from services.org.models import Admin, Ledger, LedgerKey
+from shared import join_links
 from shared.crypto import Crypto
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.masking import mask_id_number, mask_name, mask_phone
@@ -58,7 +58,9 @@ def _ledger_cipher(session: Session, crypto: Crypto, ledger_id: str):
     return crypto.data_cipher(crypto.unwrap_data_key(f"ledger:{ledger_id}", key.wrapped_key))
 
 
-def register_ledger(session: Session, crypto: Crypto, application: dict, client: str = "") -> dict:
+def register_ledger(
+    session: Session, crypto: Crypto, application: dict, client: str = "", member_cap: int = 10000
+) -> dict:
     """A pending ledger, its owner-to-be, and ``org.ledger_registered`` for verify."""
     a = validate_application(application)
     ledger_id = str(uuid.uuid4())
@@ -72,6 +74,7 @@ def register_ledger(session: Session, crypto: Crypto, application: dict, client:
             org_address=a["org_address"],
             status="pending",
             qr_version=1,
+            member_cap=member_cap,
             owner_challenge_id=challenge_id,
         )
     )
@@ -128,7 +131,18 @@ def activate_ledger(session: Session, ledger_id: str, challenge_id: str, person_
     ledger.status = "active"
     ledger.activated_at = now
     owner.status = "active"
-    add_event(session, "org.ledger_activated", {"ledger_id": ledger_id, "owner_ref": person_ref}, ledger_id)
+    add_event(
+        session,
+        "org.ledger_activated",
+        {
+            "ledger_id": ledger_id,
+            "owner_ref": person_ref,
+            "org_name": ledger.org_name,
+            "qr_version": ledger.qr_version,
+            "member_cap": ledger.member_cap,
+        },
+        ledger_id,
+    )
     return True
 
 
@@ -213,6 +227,7 @@ def rotate_join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref
     if ledger.status != "active":
         raise Conflict("The ledger is not open for joining.")
     ledger.qr_version += 1
+    add_event(session, "org.qr_rotated", {"ledger_id": ledger.id, "qr_version": ledger.qr_version}, ledger.id)
     return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
 
 
@@ -252,3 +267,40 @@ def my_ledgers(session: Session, person_ref: str) -> list[dict]:
         }
         for ledger, role in rows
     ]
+
+
+def require_owner(session: Session, ledger_id: str, person_ref: str) -> Ledger:
+    ledger, admin = require_admin(session, ledger_id, person_ref)
+    if admin.role != "owner":
+        raise Forbidden("Only the ledger's owner can do this.")
+    return ledger
+
+
+def check_closable(session: Session, ledger_id: str, person_ref: str) -> Ledger:
+    ledger = require_owner(session, ledger_id, person_ref)
+    if ledger.status != "active":
+        raise Conflict("The ledger is already closed.")
+    return ledger
+
+
+def await_close_confirmation(session: Session, ledger_id: str, challenge_id: str) -> None:
+    ledger = session.get(Ledger, ledger_id, with_for_update=True)
+    ledger.close_challenge_id = challenge_id
+
+
+def close_ledger(session: Session, ledger_id: str, challenge_id: str, person_ref: str) -> bool:
+    """The owner re-confirmed by SMS: the ledger closes and its data key is destroyed,
+    so the admins' stored personal data becomes unreadable; every service drops what it
+    holds for the ledger on ``org.ledger_closed``."""
+    ledger = session.get(Ledger, ledger_id, with_for_update=True)
+    if ledger is None or ledger.status != "active" or ledger.close_challenge_id != challenge_id:
+        return False
+    owner = session.scalars(select(Admin).where(Admin.ledger_id == ledger_id, Admin.role == "owner")).first()
+    if owner is None or owner.person_ref != person_ref:
+        return False
+    ledger.status = "closed"
+    ledger.closed_at = datetime.now(timezone.utc)
+    ledger.close_challenge_id = None
+    session.execute(delete(LedgerKey).where(LedgerKey.ledger_id == ledger_id))
+    add_event(session, "org.ledger_closed", {"ledger_id": ledger_id}, ledger_id)
+    return True

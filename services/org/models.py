@@ -29,7 +29,10 @@ class Ledger(Base):
     # pending → active → closed; pending → rejected rows are deleted at once
     status: Mapped[str] = mapped_column(String(16), default="pending")
     qr_version: Mapped[int] = mapped_column(Integer, default=1)
+    member_cap: Mapped[int] = mapped_column(Integer, default=10000, server_default="10000")
     owner_challenge_id: Mapped[str] = mapped_column(String(36), index=True)
+    # the SMS re-confirmation that will close the ledger, while one is pending
+    close_challenge_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

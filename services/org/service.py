@@ -13,6 +13,7 @@ from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.outbox import OutboxRelay
+from shared.rpc import Rpc
 
 expected = (TuantibuError,)
 
@@ -22,11 +23,12 @@ class OrgService:
 
     db = Database()
     relay = OutboxRelay()
+    verify = Rpc("verify")
 
     @rpc(expected_exceptions=expected)
     def create_ledger(self, sealed_application: str, client: str = "") -> dict:
         application = crypto().unseal("org", sealed_application)
-        return ledgers.register_ledger(self.db, crypto(), application, client)
+        return ledgers.register_ledger(self.db, crypto(), application, client, settings().ledger_member_cap)
 
     @rpc(expected_exceptions=expected)
     def get_ledger(self, ledger_id: str, person_ref: str) -> dict:
@@ -48,10 +50,20 @@ class OrgService:
     def my_ledgers(self, person_ref: str) -> list:
         return ledgers.my_ledgers(self.db, person_ref)
 
+    @rpc(expected_exceptions=expected)
+    def request_close(self, ledger_id: str, person_ref: str, client: str = "") -> dict:
+        """Closing is destructive: the owner re-confirms with an SMS code first."""
+        ledger = ledgers.check_closable(self.db, ledger_id, person_ref)
+        challenge = self.verify.start_reconfirm(person_ref, ledger.id, client)
+        ledgers.await_close_confirmation(self.db, ledger.id, challenge["challenge_id"])
+        return challenge
+
     @handles("verify.identity_verified")
     def on_identity_verified(self, data: dict, envelope: dict) -> None:
         if data["purpose"] == "ledger_registration":
             ledgers.activate_ledger(self.db, data["subject_id"], data["challenge_id"], data["person_ref"])
+        elif data["purpose"] == "reconfirm":
+            ledgers.close_ledger(self.db, data["subject_id"], data["challenge_id"], data["person_ref"])
 
     @handles("verify.identity_rejected")
     def on_identity_rejected(self, data: dict, envelope: dict) -> None:

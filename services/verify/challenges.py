@@ -61,6 +61,7 @@ REJECTIONS = {
     ),
     "rate_limited": ("rate_limited", "Too many codes were sent to this phone today; try again tomorrow."),
     "too_many_attempts": ("too_many_attempts", "Too many wrong codes; please start again."),
+    "expired": ("expired", "The code expired before it was confirmed; please start again."),
 }
 
 
@@ -154,6 +155,47 @@ class Challenges:
         self._send_code(challenge, phone, deliver=identity is not None)
         return self.describe(challenge)
 
+    def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "") -> dict:
+        """Re-verify someone already known (before a destructive act): a code to the
+        phone they verified with."""
+        identity = self.session.get(Identity, person_ref)
+        if identity is None:
+            raise Conflict("No verified phone is on record for you; log in again.")
+        challenge_id = str(uuid.uuid4())
+        phone = self.crypto.master.decrypt_text(identity.phone_enc, aad=person_ref.encode())
+        challenge = Challenge(
+            id=challenge_id,
+            purpose="reconfirm",
+            subject_id=subject_id,
+            person_ref=person_ref,
+            phone_index=identity.phone_index,
+            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
+            masked_phone=mask_phone(phone),
+            status="pending",
+            failed_attempts=0,
+            sends=0,
+            client=client or "",
+        )
+        self.session.add(challenge)
+        self._send_code(challenge, phone)
+        self._announce_sent(challenge)
+        return self.describe(challenge)
+
+    def expire_unconfirmed(self, batch: int = 500) -> int:
+        """Challenges whose code expired (plus a grace period) without being confirmed
+        end as ``expired``; ``identity_rejected`` tells the owner of the pending thing to
+        drop it and its personal data. Safe on several instances (SKIP LOCKED)."""
+        cutoff = now() - timedelta(seconds=self.cfg.challenge_grace_seconds)
+        stale = self.session.scalars(
+            select(Challenge)
+            .where(Challenge.status == "code_sent", Challenge.code_expires_at < cutoff)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for challenge in stale:
+            self._reject(challenge, "expired")
+        return len(stale)
+
     # -- codes --------------------------------------------------------------------
 
     def _check_caps(self, phone_index: str, client: str) -> None:
@@ -215,7 +257,8 @@ class Challenges:
 
     def _reject(self, challenge: Challenge, why) -> Challenge:
         reason, message = REJECTIONS[why]
-        self._finish(challenge, "rejected" if why != "too_many_attempts" else "failed", reason)
+        status = {"too_many_attempts": "failed", "expired": "expired"}.get(why, "rejected")
+        self._finish(challenge, status, reason)
         add_event(
             self.session,
             "verify.identity_rejected",
@@ -244,6 +287,8 @@ class Challenges:
             raise Conflict("This code has already been used.", field="code")
         if challenge.status == "failed":
             raise TooManyAttempts(field="code")
+        if challenge.status == "expired":
+            raise CodeExpired("The code expired; please start again.", field="code")
         if challenge.status != "code_sent":
             raise Conflict("The code has not been sent yet; wait a moment.")
 

@@ -3,8 +3,11 @@ Entrypoints only translate and delegate to :class:`services.verify.challenges.Ch
 
 from __future__ import annotations
 
+import logging
+
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from services.verify.challenges import Challenges
 from services.verify.models import Base  # noqa: F401 - registers the outbox tables
@@ -17,6 +20,7 @@ from shared.healthkit import health_kit
 from shared.outbox import OutboxRelay
 from shared.sms import sms_sender
 
+log = logging.getLogger(__name__)
 expected = (TuantibuError,)
 
 
@@ -48,6 +52,23 @@ class VerifyService:
         self.challenges.start_identity(
             data["challenge_id"], "ledger_registration", data["ledger_id"], applicant, data.get("client", "")
         )
+
+    @handles("member.join_requested")
+    def on_join_requested(self, data: dict, envelope: dict) -> None:
+        applicant = crypto().unseal("verify", data["applicant"])
+        self.challenges.start_identity(
+            data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", "")
+        )
+
+    @timer(interval=settings().sweep_interval_seconds)
+    def expire_unconfirmed(self) -> None:
+        expired = self.challenges.expire_unconfirmed()
+        if expired:
+            log.info("expired %d unconfirmed challenges", expired)
+
+    @rpc(expected_exceptions=expected)
+    def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "") -> dict:
+        return self.challenges.start_reconfirm(person_ref, subject_id, client)
 
     @rpc(expected_exceptions=expected)
     def get_challenge(self, challenge_id: str) -> dict:

@@ -60,6 +60,8 @@ def running(tmp_path_factory):
             "HEALTHKIT_RETRIES": "1",
             "HANDLER_BACKOFF_SECONDS": "0.1",
             "LOG_LEVEL": "DEBUG",
+            "SWEEP_INTERVAL_SECONDS": "1",
+            "CHALLENGE_GRACE_SECONDS": "0",
         }
     )
     subprocess.run([sys.executable, "-m", "shared.migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -77,3 +79,8 @@ def running(tmp_path_factory):
         capture.close()
         delete_vhost(vhost)
         drop_database(database_url)
+
+
+@pytest.fixture
+def api(running) -> ApiClient:
+    return running.api()

@@ -5,38 +5,10 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 
+from tests.e2e.flows import application, create_active_ledger, sql
 from tests.people import health_record, person
-
-
-def application(p, **overrides) -> dict:
-    body = {
-        "org_name": "朝阳区第一小学",
-        "org_address": "北京市朝阳区幸福路1号",
-        "admin_name": p.name,
-        "admin_id_type": "resident_id",
-        "admin_id_number": p.id_number,
-        "admin_phone": p.phone,
-    }
-    body.update(overrides)
-    return body
-
-
-def sql(running, query: str, *args):
-    conn = psycopg2.connect(running.env["DATABASE_URL"])
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def api(running):
-    return running.api()
 
 
 @pytest.fixture
@@ -44,16 +16,6 @@ def admin(api):
     p = person("张晓明")
     api.put_resident(p.id_number, **health_record(p))
     return p
-
-
-def create_active_ledger(api, p) -> tuple[str, str]:
-    created = api.post("/api/ledgers", application(p))
-    assert created.status_code == 201, created.text
-    body = created.json()
-    code = api.latest_code(p.phone)
-    confirmed = api.post(f"/api/challenges/{body['challenge_id']}/confirm", {"code": code})
-    assert confirmed.status_code == 200, confirmed.text
-    return body["ledger_id"], confirmed.json()["token"]
 
 
 def test_an_admin_creates_a_ledger_and_gets_its_qr(api, admin):

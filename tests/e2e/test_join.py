@@ -1,0 +1,264 @@
+"""个人填 end to end: people join a ledger through its QR link, verified by events
+(member → verify → member), use self-service, and admins list and remove members."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+
+from tests.e2e.flows import create_active_ledger, join, join_form, join_token, known_person, sql, wait_until
+from tests.people import person
+
+
+@pytest.fixture
+def ledger(api):
+    admin = known_person(api, "周老师")
+    ledger_id, admin_token = create_active_ledger(api, admin)
+    return {"id": ledger_id, "admin": admin, "admin_token": admin_token, "token": join_token(api, ledger_id, admin_token)}
+
+
+def live_memberships(running, ledger_id: str) -> int:
+    return sql(
+        running,
+        "SELECT count(*) FROM member.memberships WHERE ledger_id = %s AND status IN ('pending', 'active')",
+        ledger_id,
+    )[0][0]
+
+
+def test_a_person_joins_through_the_qr_link(api, running, ledger):
+    info = api.get(f"/api/join/{ledger['token']}")
+    assert info.status_code == 200
+    assert info.json()["org_name"] == "朝阳区第一小学" and info.json()["admin_name"] == "周**"
+    assert info.json()["consent"]["version"] and "退出" in info.json()["consent"]["text"]
+
+    joiner = known_person(api, "李小龙")
+    requested = api.post(f"/api/join/{ledger['token']}", join_form(joiner))
+    assert requested.status_code == 201, requested.text
+    body = requested.json()
+    masked = joiner.phone[:3] + "****" + joiner.phone[-4:]
+    assert body["status"] == "code_sent" and body["masked_phone"] == masked
+    assert api.get(f"/api/challenges/{body['challenge_id']}").json()["masked_phone"] == masked
+    # the consent is stored with the pending membership
+    consent = sql(running, "SELECT consent_version, consented_at FROM member.memberships WHERE id = %s", body["membership_id"])
+    assert consent[0][0] == info.json()["consent"]["version"] and consent[0][1] is not None
+
+    code = api.latest_code(joiner.phone)
+    confirmed = api.post(f"/api/challenges/{body['challenge_id']}/confirm", {"code": code})
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["membership_status"] == "active"
+    member_token = confirmed.json()["token"]
+
+    mine = api.get("/api/me/memberships", token=member_token).json()["items"]
+    assert [(m["membership_id"], m["org_name"], m["status"]) for m in mine] == [
+        (body["membership_id"], "朝阳区第一小学", "active")
+    ]
+    assert mine[0]["joined_at"]
+
+    members = api.get(f"/api/ledgers/{ledger['id']}/members", token=ledger["admin_token"]).json()
+    assert members["total"] == 1 and members["page"] == 1
+    row = members["items"][0]
+    assert row["name"] == "李小龙"
+    assert row["phone"] == masked
+    assert row["id_number"] == joiner.id_number[0] + "*" * 15 + joiner.id_number[-2:]
+    assert row["status"] == "active" and row["joined_at"]
+    # stored encrypted
+    stored = sql(running, "SELECT name_enc, id_number_enc, phone_enc FROM member.memberships WHERE id = %s", body["membership_id"])[0]
+    for column in stored:
+        assert joiner.id_number.encode() not in bytes(column) and joiner.phone.encode() not in bytes(column)
+
+
+def test_a_phone_not_registered_with_the_health_kit_is_refused_without_sms(api, running, ledger):
+    joiner = known_person(api, "王五")
+    other_phone = person().phone
+    refused = api.post(f"/api/join/{ledger['token']}", join_form(joiner, phone=other_phone))
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "identity_rejected" and error["field"] == "phone"
+    assert "not the one registered with the Health Kit" in error["message"]
+    assert api.sms_count(other_phone) == 0 and api.sms_count(joiner.phone) == 0
+    wait_until(lambda: live_memberships(running, ledger["id"]) == 0, what="rejected pending membership to go")
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"consent": False}, "consent"),
+        ({"consent": None}, "consent"),
+        ({"id_number": "110105194912310021"}, "id_number"),
+        ({"phone": "2345"}, "phone"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_bad_join_input_names_the_field(api, running, ledger, overrides, field):
+    joiner = known_person(api)
+    response = api.post(f"/api/join/{ledger['token']}", join_form(joiner, **overrides))
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]["details"]["fields"]
+    assert live_memberships(running, ledger["id"]) == 0
+
+
+def test_five_wrong_codes_end_the_join_and_remove_its_data(api, running, ledger):
+    joiner = known_person(api)
+    body = api.post(f"/api/join/{ledger['token']}", join_form(joiner)).json()
+    right = api.latest_code(joiner.phone)
+    wrong = "000000" if right != "000000" else "111111"
+    url = f"/api/challenges/{body['challenge_id']}/confirm"
+    codes = [api.post(url, {"code": wrong}).json()["error"]["code"] for _ in range(5)]
+    assert codes == ["wrong_code"] * 4 + ["too_many_attempts"]
+    assert api.post(url, {"code": right}).status_code == 429
+    wait_until(lambda: live_memberships(running, ledger["id"]) == 0, what="failed pending membership to go")
+
+
+def test_an_expired_code_is_refused_and_the_pending_join_is_swept(api, running, ledger):
+    joiner = known_person(api)
+    body = api.post(f"/api/join/{ledger['token']}", join_form(joiner)).json()
+    code = api.latest_code(joiner.phone)
+    sql(running, "UPDATE verify.challenges SET code_expires_at = now() - interval '1 second' WHERE id = %s", body["challenge_id"])
+    expired = api.post(f"/api/challenges/{body['challenge_id']}/confirm", {"code": code})
+    assert expired.status_code == 410
+    # verify's sweep expires the challenge; member drops the pending membership
+    wait_until(lambda: live_memberships(running, ledger["id"]) == 0, what="expired pending membership to go")
+    assert api.get(f"/api/challenges/{body['challenge_id']}").json()["status"] == "expired"
+
+
+def test_joining_twice_gives_a_clear_answer_and_one_membership(api, running, ledger):
+    joiner = known_person(api)
+    join(api, ledger["token"], joiner)
+    again = api.post(f"/api/join/{ledger['token']}", join_form(joiner))
+    assert again.status_code == 409
+    assert again.json()["error"]["details"]["reason"] == "already_member"
+    assert live_memberships(running, ledger["id"]) == 1
+
+
+def test_concurrent_joins_of_one_person_make_exactly_one_membership(api, running, ledger):
+    joiner = known_person(api)
+
+    def attempt(_):
+        return running.api().post(f"/api/join/{ledger['token']}", join_form(joiner))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(attempt, range(8)))
+    assert all(r.status_code in (201, 409) for r in responses), [r.text for r in responses]
+    assert live_memberships(running, ledger["id"]) == 1
+    survivor = sql(
+        running, "SELECT challenge_id FROM member.memberships WHERE ledger_id = %s AND status = 'pending'", ledger["id"]
+    )[0][0]
+    code = api.latest_code(joiner.phone)
+    pending = [r.json() for r in responses if r.status_code == 201 and r.json()["challenge_id"] == survivor]
+    assert len(pending) == 1
+    confirmed = api.post(f"/api/challenges/{survivor}/confirm", {"code": code})
+    assert confirmed.status_code == 200
+    assert live_memberships(running, ledger["id"]) == 1
+    wait_until(
+        lambda: sql(running, "SELECT count(*) FROM member.memberships WHERE ledger_id = %s AND status = 'active'", ledger["id"])[0][0] == 1,
+        what="the membership to become active",
+    )
+
+
+def test_one_person_may_belong_to_many_ledgers(api, ledger):
+    other_admin = known_person(api, "钱老板")
+    other_id, other_admin_token = create_active_ledger(api, other_admin, org_name="幸福里社区")
+    joiner = known_person(api)
+    join(api, ledger["token"], joiner)
+    _, member_token = join(api, join_token(api, other_id, other_admin_token), joiner)
+    names = sorted(m["org_name"] for m in api.get("/api/me/memberships", token=member_token).json()["items"])
+    assert names == ["幸福里社区", "朝阳区第一小学"]
+
+
+def test_rotated_or_tampered_links_are_refused(api, running, ledger):
+    rotated = api.post(f"/api/ledgers/{ledger['id']}/qr/rotate", token=ledger["admin_token"]).json()["token"]
+    joiner = known_person(api)
+    wait_until(lambda: api.get(f"/api/join/{rotated}").status_code == 200, what="new link")
+    old = ledger["token"]
+    # member's projection learns of the rotation by event
+    wait_until(
+        lambda: api.post(f"/api/join/{old}", join_form(joiner)).status_code == 404, what="old link to be refused"
+    )
+    tampered = rotated[:-3] + ("AAA" if rotated[-3:] != "AAA" else "BBB")
+    assert api.post(f"/api/join/{tampered}", join_form(joiner)).status_code == 404
+    assert api.post("/api/join/garbage", join_form(joiner)).status_code == 404
+    assert api.sms_count(joiner.phone) == 0
+    assert api.post(f"/api/join/{rotated}", join_form(joiner)).status_code == 201
+
+
+def test_a_full_ledger_refuses_new_members(api, running, ledger):
+    sql(running, "UPDATE member.ledgers SET member_cap = 1 WHERE ledger_id = %s", ledger["id"])
+    join(api, ledger["token"], known_person(api))
+    refused = api.post(f"/api/join/{ledger['token']}", join_form(known_person(api)))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["reason"] == "ledger_full"
+
+
+def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, running, ledger):
+    member_id, member_token = join(api, ledger["token"], known_person(api))
+    sent = api.sms_count(ledger["admin"].phone)
+    close = api.post(f"/api/ledgers/{ledger['id']}/close", token=ledger["admin_token"])
+    assert close.status_code == 201, close.text
+    code = api.latest_code(ledger["admin"].phone, after=sent)
+    closed = api.post(f"/api/challenges/{close.json()['challenge_id']}/confirm", {"code": code})
+    assert closed.status_code == 200 and closed.json()["ledger_status"] == "closed"
+    wait_until(lambda: api.get(f"/api/join/{ledger['token']}").json().get("status") == "closed", what="closed")
+    refused = wait_until(
+        lambda: (r := api.post(f"/api/join/{ledger['token']}", join_form(known_person(api)))).status_code == 409
+        and r.json(),
+        what="joins to be refused",
+    )
+    assert refused["error"]["details"]["reason"] == "ledger_closed"
+    mine = api.get("/api/me/memberships", token=member_token).json()["items"]
+    assert [(m["membership_id"], m["ledger_status"]) for m in mine] == [(member_id, "closed")]
+    # the member service's data key for the ledger is gone: stored data is unreadable
+    assert sql(running, "SELECT count(*) FROM member.ledger_keys WHERE ledger_id = %s", ledger["id"])[0][0] == 0
+
+
+def test_a_member_leaves_at_once_and_their_data_goes(api, running, ledger):
+    joiner = known_person(api, "孙悟空")
+    membership_id, member_token = join(api, ledger["token"], joiner)
+    left = api.post(f"/api/me/memberships/{membership_id}/leave", token=member_token)
+    assert left.status_code == 200 and left.json()["status"] == "left"
+    assert api.get("/api/me/memberships", token=member_token).json()["items"] == []
+    active = api.get(f"/api/ledgers/{ledger['id']}/members", token=ledger["admin_token"]).json()
+    assert active["total"] == 0
+    gone = api.get(f"/api/ledgers/{ledger['id']}/members", token=ledger["admin_token"], params={"status": "left"}).json()
+    assert [(m["name"], m["status"], m["id_number"], m["phone"]) for m in gone["items"]] == [("孙悟空", "left", None, None)]
+    assert gone["items"][0]["left_at"]
+    row = sql(running, "SELECT person_ref, id_number_enc, phone_enc FROM member.memberships WHERE id = %s", membership_id)[0]
+    assert row == (None, None, None)
+    # leaving twice is not possible
+    assert api.post(f"/api/me/memberships/{membership_id}/leave", token=member_token).status_code == 404
+
+
+def test_an_admin_removes_a_member_with_a_reason(api, running, ledger):
+    membership_id, _ = join(api, ledger["token"], known_person(api))
+    url = f"/api/ledgers/{ledger['id']}/members/{membership_id}"
+    no_reason = api.http.delete(api.base_url + url, headers={"Authorization": f"Bearer {ledger['admin_token']}"}, timeout=10)
+    assert no_reason.status_code == 400 and no_reason.json()["error"]["field"] == "reason"
+    removed = api.http.delete(
+        api.base_url + url, json={"reason": "已离职"}, headers={"Authorization": f"Bearer {ledger['admin_token']}"}, timeout=10
+    )
+    assert removed.status_code == 200 and removed.json()["status"] == "removed"
+    row = sql(running, "SELECT status, person_ref, id_number_enc, phone_enc, left_reason FROM member.memberships WHERE id = %s", membership_id)[0]
+    assert row == ("removed", None, None, None, "已离职")
+
+
+def test_authorisation_of_member_data(api, ledger):
+    membership_id, member_token = join(api, ledger["token"], known_person(api))
+    other_admin = known_person(api)
+    other_id, other_token = create_active_ledger(api, other_admin)
+    members = f"/api/ledgers/{ledger['id']}/members"
+    assert api.get(members).status_code == 401
+    assert api.get(members, token="forged").status_code == 401
+    # an admin of another ledger
+    assert api.get(members, token=other_token).status_code == 403
+    assert api.http.delete(
+        f"{api.base_url}{members}/{membership_id}", json={"reason": "x"},
+        headers={"Authorization": f"Bearer {other_token}"}, timeout=10,
+    ).status_code == 403
+    # a member cannot list their own ledger's members
+    assert api.get(members, token=member_token).status_code == 403
+    # nobody else can leave for a member; an admin's session cannot either
+    assert api.post(f"/api/me/memberships/{membership_id}/leave", token=other_token).status_code == 404
+    assert api.post(f"/api/me/memberships/{membership_id}/leave", token=ledger["admin_token"]).status_code == 404
+    assert api.post(f"/api/me/memberships/{membership_id}/leave").status_code == 401
+    assert api.get(f"/api/ledgers/{other_id}/members", token=ledger["admin_token"]).status_code == 403
+    assert api.get(members, token=ledger["admin_token"], params={"page_size": 1000}).status_code == 400
