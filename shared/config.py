@@ -66,6 +66,14 @@ class Settings:
     ledger_member_cap: int
     challenge_grace_seconds: int
     sweep_interval_seconds: float
+    sync_times: tuple[str, ...]
+    sync_timezone: str
+    schedule_check_seconds: float
+    schedule_catchup_minutes: int
+    sync_min_interval_seconds: int
+    recheck_min_interval_seconds: int
+    sync_batch_retries: int
+    feed_interval_seconds: float
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -149,6 +157,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             ledger_member_cap=int(env.get("LEDGER_MEMBER_CAP", "10000")),
             challenge_grace_seconds=int(env.get("CHALLENGE_GRACE_SECONDS", "60")),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS", "30")),
+            sync_times=tuple(
+                t.strip() for t in env.get("SYNC_TIMES", "06:00,09:00,12:00,16:00").split(",") if t.strip()
+                # SYNC_TIMES="" turns the schedule off
+            ),
+            sync_timezone=env.get("SYNC_TIMEZONE", "Asia/Shanghai"),
+            schedule_check_seconds=float(env.get("SCHEDULE_CHECK_SECONDS", "20")),
+            schedule_catchup_minutes=int(env.get("SCHEDULE_CATCHUP_MINUTES", "30")),
+            sync_min_interval_seconds=int(env.get("SYNC_MIN_INTERVAL_SECONDS", "300")),
+            recheck_min_interval_seconds=int(env.get("RECHECK_MIN_INTERVAL_SECONDS", "60")),
+            sync_batch_retries=int(env.get("SYNC_BATCH_RETRIES", "3")),
+            feed_interval_seconds=float(env.get("FEED_INTERVAL_SECONDS", "10")),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

@@ -76,6 +76,42 @@ class MemberLeft(Schema):
     left_at = fields.String(required=True)
 
 
+class LedgerWork(Schema):
+    """A command in event's clothing: "compare this ledger in this run"."""
+
+    run_id = fields.String(required=True)
+    ledger_id = fields.String(required=True)
+
+
+class RunStarted(Schema):
+    run_id = fields.String(required=True)
+    trigger = fields.String(required=True)
+    ledger_id = fields.String(allow_none=True, load_default=None)
+    ledgers_total = fields.Integer(required=True)
+
+
+class RunFinished(Schema):
+    run_id = fields.String(required=True)
+    ledgers_done = fields.Integer(required=True)
+    ledgers_failed = fields.Integer(required=True)
+    people_compared = fields.Integer(required=True)
+
+
+class LedgerSynced(Schema):
+    run_id = fields.String(required=True)
+    ledger_id = fields.String(required=True)
+    status = fields.String(required=True)  # done | failed
+    people = fields.Integer(required=True)
+
+
+class StatusChanged(Schema):
+    person_ref = fields.String(required=True)
+    ledger_ids = fields.List(fields.String(), required=True)
+    before = fields.Dict(required=True)
+    after = fields.Dict(required=True)
+    changed = fields.List(fields.String(), required=True)  # code_status | test_result | vaccination
+
+
 class ChallengeSent(Schema):
     challenge_id = fields.String(required=True)
     purpose = fields.String(required=True, validate=validate.OneOf(PURPOSES))
@@ -132,12 +168,23 @@ CONTRACTS: dict[str, Contract] = {
     c.event_type: c
     for c in [
         Contract("org", "ledger_registered", LedgerRegistered, (("verify", "on_ledger_registered"),)),
-        Contract("org", "ledger_activated", LedgerActivated, (("member", "on_ledger_activated"),)),
+        Contract(
+            "org", "ledger_activated", LedgerActivated,
+            (("member", "on_ledger_activated"), ("healthsync", "on_ledger_activated")),
+        ),
         Contract("org", "qr_rotated", QrRotated, (("member", "on_qr_rotated"),)),
-        Contract("org", "ledger_closed", LedgerClosed, (("member", "on_ledger_closed"),)),
+        Contract(
+            "org", "ledger_closed", LedgerClosed,
+            (("member", "on_ledger_closed"), ("healthsync", "on_ledger_closed")),
+        ),
         Contract("member", "join_requested", JoinRequested, (("verify", "on_join_requested"),)),
-        Contract("member", "joined", MemberJoined),
-        Contract("member", "left", MemberLeft),
+        Contract("member", "joined", MemberJoined, (("healthsync", "on_member_joined"),)),
+        Contract("member", "left", MemberLeft, (("healthsync", "on_member_left"),)),
+        Contract("healthsync", "ledger_work", LedgerWork, (("healthsync", "on_ledger_work"),)),
+        Contract("healthsync", "run_started", RunStarted),
+        Contract("healthsync", "ledger_synced", LedgerSynced),
+        Contract("healthsync", "run_finished", RunFinished),
+        Contract("healthsync", "status_changed", StatusChanged),
         Contract("verify", "challenge_sent", ChallengeSent),
         Contract(
             "verify", "identity_verified", IdentityVerified,

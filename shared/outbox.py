@@ -120,6 +120,35 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str) 
     return event_id
 
 
+def add_events(session: Session, event_type: str, items: list[tuple[dict, str]]) -> int:
+    """Write many events of one type in one statement (e.g. a run's work messages)."""
+    if not items:
+        return 0
+    c: Contract = contract(event_type)
+    outbox = _OUTBOX_TABLES[c.source]
+    occurred_at = datetime.now(timezone.utc).isoformat()
+    rows = []
+    for data, aggregate_id in items:
+        event_id = str(uuid.uuid4())
+        rows.append(
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "aggregate_id": str(aggregate_id),
+                "payload": {
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "occurred_at": occurred_at,
+                    "aggregate_id": str(aggregate_id),
+                    "data": c.dump(data),
+                },
+            }
+        )
+    session.execute(outbox.insert(), rows)
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
+    return len(rows)
+
+
 def subscriber_queues(contracts: list[Contract], config: dict) -> list[Queue]:
     queues = []
     for c in contracts:

@@ -101,11 +101,21 @@ class Stack:
         if simulator:
             self._spawn("healthkit-sim", [sys.executable, "-m", "shared.healthkit", "serve"])
         for service in services:
-            self._spawn(
-                service,
-                [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"), f"services.{service}.service"],
-            )
+            self.start_service(service)
         return self
+
+    def start_service(self, service: str, name: str | None = None) -> None:
+        """Start one service process (``name`` tells a second instance apart)."""
+        self._spawn(
+            name or service,
+            [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"), f"services.{service}.service"],
+        )
+
+    def kill(self, name: str) -> None:
+        """kill -9: no goodbye, no acks, no cleanup."""
+        proc = self.processes.pop(name)
+        proc.kill()
+        proc.wait()
 
     def _log_tail(self, name: str) -> str:
         if self.log_dir is None:

@@ -170,9 +170,35 @@ class GatewayService:
     @endpoint
     def list_members(self, request, ledger_id):
         args = request.args
-        return self.member.list_members(
-            ledger_id, self._person(request), args.get("page"), args.get("page_size"), args.get("status")
-        )
+        person = self._person(request)
+        page = self.member.list_members(ledger_id, person, args.get("page"), args.get("page_size"), args.get("status"))
+        live = [item["member_id"] for item in page["items"] if item["status"] == "active"]
+        health = self.healthsync.health_of_memberships(ledger_id, person, live) if live else {}
+        for item in page["items"]:
+            item.update(health.get(item["member_id"], {}))
+        return page
+
+    @http("POST", "/api/ledgers/<ledger_id>/members/<member_id>/refresh")
+    @endpoint
+    def refresh_member(self, request, ledger_id, member_id):
+        return self.healthsync.refresh_member(ledger_id, member_id, self._person(request))
+
+    # -- comparison runs ----------------------------------------------------------------
+
+    @http("POST", "/api/ledgers/<ledger_id>/sync")
+    @endpoint
+    def sync_ledger(self, request, ledger_id):
+        return self.healthsync.request_ledger_sync(ledger_id, self._person(request)), 202
+
+    @http("GET", "/api/ledgers/<ledger_id>/sync")
+    @endpoint
+    def ledger_sync_status(self, request, ledger_id):
+        return self.healthsync.ledger_sync_status(ledger_id, self._person(request))
+
+    @http("GET", "/api/sync/runs/<run_id>")
+    @endpoint
+    def run_status(self, request, run_id):
+        return self.healthsync.run_status(run_id, self._person(request))
 
     @http("DELETE", "/api/ledgers/<ledger_id>/members/<member_id>")
     @endpoint
@@ -187,6 +213,12 @@ class GatewayService:
     @endpoint
     def my_memberships(self, request):
         return {"items": self.member.my_memberships(self._person(request))}
+
+    @http("POST", "/api/me/memberships/<membership_id>/recheck")
+    @endpoint
+    def recheck(self, request, membership_id):
+        """"My status looks wrong": check this member with the Health Kit now."""
+        return self.healthsync.recheck_mine(membership_id, self._person(request))
 
     @http("POST", "/api/me/memberships/<membership_id>/leave")
     @endpoint
@@ -265,6 +297,12 @@ class GatewayService:
             phone = validate_fields({"phone": phone}, {"phone": validate_phone})["phone"]
             return {"items": dev_outbox().messages_for(phone)}
         return {"items": dev_outbox().latest()}
+
+    @http("GET", "/api/ping")
+    @endpoint
+    def ping(self, request):
+        """One RPC to a method that does nothing: the benchmarks' reference."""
+        return self.org.ping()
 
     @http("GET", "/api/health")
     @endpoint

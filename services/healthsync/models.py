@@ -1,10 +1,32 @@
-"""The healthsync service's tables (PostgreSQL schema ``healthsync``). Health snapshots and runs arrive with
-the comparison runs; for now the schema holds the service's outbox and handled events."""
+"""The healthsync service's tables (PostgreSQL schema ``healthsync``).
+
+- a projection of active memberships (ledger, membership, person ref), fed by member's
+  events, and of each ledger's admins, fed by org's, so runs and health queries need no
+  RPC into other services;
+- ``subjects``: the ID number each person is known by at the Health Kit, encrypted
+  (it reaches healthsync only sealed, in ``member.joined``);
+- ``snapshots``: each person's last known health record and when it was checked;
+- ``runs``, ``run_ledgers``, ``run_people``: comparison runs, their progress per
+  ledger, and the people compared in each run (at most once: the primary key).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
 
@@ -16,3 +38,109 @@ class Base(DeclarativeBase):
 
 
 outbox, handled_events = infrastructure_tables(Base.metadata)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (Index("ix_members_ledger_person", "ledger_id", "person_ref"),)
+
+    membership_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    person_ref: Mapped[str] = mapped_column(String(64), index=True)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerAdmin(Base):
+    __tablename__ = "ledger_admins"
+    __table_args__ = (PrimaryKeyConstraint("ledger_id", "person_ref"),)
+
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    person_ref: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class Subject(Base):
+    __tablename__ = "subjects"
+
+    person_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id_type: Mapped[str] = mapped_column(String(20))
+    # under the master key, AAD = person_ref
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Snapshot(Base):
+    __tablename__ = "snapshots"
+
+    person_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_status: Mapped[str] = mapped_column(String(8))  # green | yellow | red | unknown
+    popup: Mapped[str | None] = mapped_column(String(32))
+    last_test_sampled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_test_result: Mapped[str | None] = mapped_column(String(8))
+    pending_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    vaccination: Mapped[str] = mapped_column(String(16))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # set when a check failed after the last good one; cleared by the next good one
+    stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    manual_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # one run per scheduled time, however many instances see the time come
+        Index("uq_run_scheduled_for", "scheduled_for", unique=True, postgresql_where=text("scheduled_for IS NOT NULL")),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | rpc | bus | admin | cli
+    ledger_id: Mapped[str | None] = mapped_column(String(36), index=True)  # None: every ledger
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # running | finished
+    ledgers_total: Mapped[int] = mapped_column(Integer, default=0)
+    ledgers_done: Mapped[int] = mapped_column(Integer, default=0)
+    ledgers_failed: Mapped[int] = mapped_column(Integer, default=0)
+    people_compared: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunLedger(Base):
+    __tablename__ = "run_ledgers"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "ledger_id"),)
+
+    run_id: Mapped[str] = mapped_column(String(36))
+    ledger_id: Mapped[str] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    people: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(120))
+
+
+class RunPerson(Base):
+    __tablename__ = "run_people"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "person_ref"),)
+
+    run_id: Mapped[str] = mapped_column(String(36))
+    person_ref: Mapped[str] = mapped_column(String(64))
+    ledger_id: Mapped[str] = mapped_column(String(36))
+
+
+class LedgerSync(Base):
+    """Each ledger's last successful comparison."""
+
+    __tablename__ = "ledger_syncs"
+
+    ledger_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    last_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class FeedCursor(Base):
+    """How far the Health Kit change feed has been read."""
+
+    __tablename__ = "feed_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)

@@ -1,19 +1,152 @@
-"""The healthsync service: comparison with the Health Kit (the runs build on this)."""
+"""The healthsync service: compares members with the Health Kit. Entrypoints only
+translate and delegate to :class:`services.healthsync.comparison.Comparison`.
+
+Runs start four ways: the schedule (a timer on every instance; one wins), RPC
+``run_now``, a message on the ``healthsync.run-requests`` queue, and the admin
+endpoint (``request_ledger_sync``). Work is fanned out as one ``ledger_work`` message
+per ledger, consumed by every instance competing."""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
+import logging
 
+from kombu import Exchange, Queue
+from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
+from nameko.messaging import consume
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from services.healthsync.comparison import Comparison
 from services.healthsync.models import Base  # noqa: F401 - registers the outbox tables
+from shared.config import settings
+from shared.crypto import crypto
 from shared.db import Database
+from shared.errors import TuantibuError
+from shared.handling import handles
+from shared.healthkit import HealthKitUnavailable, health_kit
 from shared.outbox import OutboxRelay
+
+log = logging.getLogger(__name__)
+expected = (TuantibuError,)
+
+RUN_REQUESTS = Queue(
+    "healthsync.run-requests", exchange=Exchange(""), routing_key="healthsync.run-requests", durable=True
+)
+
+
+class HealthKitProvider(DependencyProvider):
+    def setup(self) -> None:
+        self.kit = health_kit(settings())
+
+    def get_dependency(self, worker_ctx):
+        return self.kit
 
 
 class HealthsyncService:
     name = "healthsync"
 
-    db = Database()
+    db = Database(pool_size=12)
     relay = OutboxRelay()
+    health_kit = HealthKitProvider()
+
+    @property
+    def comparison(self) -> Comparison:
+        return Comparison(self.db, crypto(), self.health_kit, settings())
+
+    # -- starting runs ----------------------------------------------------------------
+
+    @timer(interval=settings().schedule_check_seconds)
+    def scheduled_run(self) -> None:
+        run = self.comparison.start_scheduled_run()
+        if run:
+            log.info("scheduled run %s started: %d ledgers", run["run_id"], run["ledgers_total"])
+
+    @rpc(expected_exceptions=expected)
+    def run_now(self, ledger_id: str | None = None, trigger: str = "rpc") -> dict:
+        return self.comparison.start_run(trigger if trigger in ("rpc", "cli") else "rpc", ledger_id=ledger_id)
+
+    @consume(RUN_REQUESTS)
+    def run_requested(self, body) -> None:
+        ledger_id = body.get("ledger_id") if isinstance(body, dict) else None
+        run = self.comparison.start_run("bus", ledger_id=ledger_id)
+        log.info("run %s started from the bus: %d ledgers", run["run_id"], run["ledgers_total"])
+
+    @rpc(expected_exceptions=expected)
+    def request_ledger_sync(self, ledger_id: str, person_ref: str) -> dict:
+        return self.comparison.request_ledger_sync(ledger_id, person_ref)
+
+    # -- doing the work ---------------------------------------------------------------
+
+    @event_handler("healthsync", "ledger_work")
+    def on_ledger_work(self, payload: dict) -> None:
+        # idempotent by the run_ledgers row, and commits batch by batch: a redelivered
+        # message continues where a killed worker stopped
+        data = payload["data"]
+        self.comparison.sync_ledger(data["run_id"], data["ledger_id"])
+
+    @timer(interval=settings().feed_interval_seconds)
+    def follow_feed(self) -> None:
+        try:
+            compared = self.comparison.follow_feed()
+        except HealthKitUnavailable:
+            self.db.rollback()
+            log.warning("the Health Kit change feed is unavailable; will retry")
+            return
+        if compared:
+            log.info("change feed: re-checked %d people", compared)
+
+    # -- reading progress ---------------------------------------------------------------
+
+    @rpc(expected_exceptions=expected)
+    def run_status(self, run_id: str, person_ref: str | None = None) -> dict:
+        return self.comparison.run_status(run_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def ledger_sync_status(self, ledger_id: str, person_ref: str) -> dict:
+        return self.comparison.ledger_sync_status(ledger_id, person_ref)
+
+    # -- one person -------------------------------------------------------------------
+
+    @rpc(expected_exceptions=expected)
+    def refresh_member(self, ledger_id: str, membership_id: str, person_ref: str) -> dict:
+        return self.comparison.refresh_member(ledger_id, membership_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def recheck_mine(self, membership_id: str, person_ref: str) -> dict:
+        return self.comparison.recheck_mine(membership_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def health_of_memberships(self, ledger_id: str, person_ref: str, membership_ids: list) -> dict:
+        return self.comparison.health_of_memberships(ledger_id, person_ref, membership_ids)
+
+    @rpc(expected_exceptions=expected)
+    def my_health(self, membership_id: str, person_ref: str) -> dict:
+        return self.comparison.my_health(membership_id, person_ref)
+
+    # -- projection -----------------------------------------------------------------------
+
+    @handles("member.joined")
+    def on_member_joined(self, data: dict, envelope: dict) -> None:
+        comparison = self.comparison
+        person_ref = comparison.member_joined(data)
+        try:
+            # a new member does not wait for the next run
+            comparison.check_people([person_ref])
+        except HealthKitUnavailable:
+            log.warning("first check of a new member deferred: the Health Kit is unavailable")
+
+    @handles("member.left")
+    def on_member_left(self, data: dict, envelope: dict) -> None:
+        self.comparison.member_left(data)
+
+    @handles("org.ledger_activated")
+    def on_ledger_activated(self, data: dict, envelope: dict) -> None:
+        self.comparison.ledger_activated(data)
+
+    @handles("org.ledger_closed")
+    def on_ledger_closed(self, data: dict, envelope: dict) -> None:
+        self.comparison.ledger_closed(data["ledger_id"])
 
     @rpc
     def health(self) -> dict:

@@ -71,5 +71,10 @@ class OrgService:
             ledgers.discard_pending_ledger(self.db, data["subject_id"], data["challenge_id"])
 
     @rpc
+    def ping(self) -> dict:
+        """Does nothing: the reference for benchmarks (one HTTP → RPC round trip)."""
+        return {"pong": True}
+
+    @rpc
     def health(self) -> dict:
         return {"service": self.name, "ok": True}

@@ -61,6 +61,11 @@ def running(tmp_path_factory):
             "HANDLER_BACKOFF_SECONDS": "0.1",
             "LOG_LEVEL": "DEBUG",
             "SWEEP_INTERVAL_SECONDS": "1",
+            "SYNC_TIMES": "",
+            "SYNC_BATCH_RETRIES": "1",
+            "SYNC_MIN_INTERVAL_SECONDS": "30",
+            "RECHECK_MIN_INTERVAL_SECONDS": "30",
+            "FEED_INTERVAL_SECONDS": "1",
             "CHALLENGE_GRACE_SECONDS": "0",
         }
     )

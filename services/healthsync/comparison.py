@@ -1,0 +1,626 @@
+"""Comparing members with the Health Kit: the projection of memberships, single-person
+checks, and runs fanned out per ledger. Plain code over a session and the Health Kit
+adapter.
+
+A run creates one ``run_ledgers`` row and one ``healthsync.ledger_work`` message per
+ledger. Any number of healthsync instances take those messages; each compares its
+ledger in batches of at most 1,000 people. A batch *claims* its people in ``run_people``
+(primary key run + person) in the same transaction that writes their snapshots, so:
+a person in several ledgers is fetched once per run; a worker killed mid-batch leaves no
+claim behind (its transaction rolls back) and the redelivered message compares exactly
+the people not yet compared.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, delete, exists, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from services.healthsync.models import (
+    FeedCursor,
+    LedgerAdmin,
+    LedgerSync,
+    Member,
+    Run,
+    RunLedger,
+    Snapshot,
+    Subject,
+)
+from shared.config import Settings
+from shared.crypto import Crypto
+from shared.errors import Forbidden, NotFound, RateLimited
+from shared.health import test_days
+from shared.healthkit import ID_TYPES, MAX_BULK, HealthKit, HealthKitUnavailable, HealthRecord
+from shared.outbox import add_event, add_events
+
+log = logging.getLogger(__name__)
+
+BATCH = MAX_BULK
+WATCHED = ("code_status", "popup", "last_test_result", "vaccination")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _uuid(value, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def snapshot_view(s: Snapshot | None, at: datetime | None = None) -> dict:
+    """The health fields as every reader shows them."""
+    at = at or now()
+    if s is None:
+        return {
+            "code_status": "unknown",
+            "popup": None,
+            "test_result": "none",
+            "test_sampled_at": None,
+            "test_days": None,
+            "vaccination": None,
+            "synced_at": None,
+            "stale": False,
+            "stale_since": None,
+        }
+    return {
+        "code_status": s.code_status,
+        "popup": s.popup,
+        "test_result": s.last_test_result or "none",
+        "test_sampled_at": _iso(s.last_test_sampled_at),
+        "test_days": test_days(s.last_test_sampled_at, s.last_test_result, at, s.pending_seen_at),
+        "vaccination": s.vaccination,
+        "synced_at": _iso(s.checked_at),
+        "stale": s.stale_since is not None,
+        "stale_since": _iso(s.stale_since),
+    }
+
+
+class Comparison:
+    def __init__(self, session: Session, crypto: Crypto, health_kit: HealthKit, cfg: Settings) -> None:
+        self.session = session
+        self.crypto = crypto
+        self.health_kit = health_kit
+        self.cfg = cfg
+
+    # -- projection -----------------------------------------------------------------
+
+    def member_joined(self, data: dict) -> str:
+        subject = self.crypto.unseal("healthsync", data["subject"])
+        person_ref = data["person_ref"]
+        self.session.execute(
+            pg_insert(Subject)
+            .values(
+                person_ref=person_ref,
+                id_type=subject["id_type"],
+                id_number_enc=self.crypto.master.encrypt_text(subject["id_number"], aad=person_ref.encode()),
+            )
+            .on_conflict_do_nothing()
+        )
+        self.session.execute(
+            pg_insert(Member)
+            .values(
+                membership_id=data["membership_id"],
+                ledger_id=data["ledger_id"],
+                person_ref=person_ref,
+                joined_at=datetime.fromisoformat(data["joined_at"]),
+            )
+            .on_conflict_do_nothing()
+        )
+        return person_ref
+
+    def member_left(self, data: dict) -> None:
+        self.session.execute(delete(Member).where(Member.membership_id == data["membership_id"]))
+        if data.get("person_ref"):
+            self.forget_orphans([data["person_ref"]])
+
+    def ledger_activated(self, data: dict) -> None:
+        self.session.execute(
+            pg_insert(LedgerAdmin)
+            .values(ledger_id=data["ledger_id"], person_ref=data["owner_ref"], role="owner")
+            .on_conflict_do_nothing()
+        )
+
+    def ledger_closed(self, ledger_id: str) -> None:
+        refs = self.session.scalars(select(Member.person_ref).where(Member.ledger_id == ledger_id)).all()
+        self.session.execute(delete(Member).where(Member.ledger_id == ledger_id))
+        self.session.execute(delete(LedgerAdmin).where(LedgerAdmin.ledger_id == ledger_id))
+        self.forget_orphans(list(set(refs)))
+
+    def forget_orphans(self, person_refs: list[str]) -> None:
+        """People in no ledger any more: their ID number and health snapshot go."""
+        if not person_refs:
+            return
+        orphan = and_(
+            Subject.person_ref.in_(person_refs),
+            ~exists().where(Member.person_ref == Subject.person_ref),
+        )
+        gone = self.session.scalars(delete(Subject).where(orphan).returning(Subject.person_ref)).all()
+        if gone:
+            self.session.execute(delete(Snapshot).where(Snapshot.person_ref.in_(gone)))
+
+    # -- checking people ----------------------------------------------------------------
+
+    def check_people(self, person_refs: list[str], run_id: str | None = None) -> int:
+        """Fetch these people from the Health Kit (≤ 1,000 per call) and write their
+        snapshots in one statement per batch. Raises HealthKitUnavailable."""
+        compared = 0
+        for start in range(0, len(person_refs), BATCH):
+            compared += self._check_batch(person_refs[start : start + BATCH], run_id)
+        return compared
+
+    def _check_batch(self, person_refs: list[str], run_id: str | None) -> int:
+        subjects = self.session.execute(
+            select(Subject.person_ref, Subject.id_number_enc).where(Subject.person_ref.in_(person_refs))
+        ).all()
+        if not subjects:
+            return 0
+        id_of = {
+            ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects
+        }
+        records = self.health_kit.bulk_status(list(id_of.values()))
+        old = {
+            s.person_ref: s
+            for s in self.session.scalars(select(Snapshot).where(Snapshot.person_ref.in_(list(id_of))))
+        }
+        t = now()
+        rows = []
+        for ref, id_number in id_of.items():
+            rows.append(self._row(ref, records.get(id_number), old.get(ref), t, run_id))
+        stmt = pg_insert(Snapshot).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Snapshot.person_ref],
+            set_={
+                "code_status": stmt.excluded.code_status,
+                "popup": stmt.excluded.popup,
+                "last_test_sampled_at": stmt.excluded.last_test_sampled_at,
+                "last_test_result": stmt.excluded.last_test_result,
+                "pending_seen_at": stmt.excluded.pending_seen_at,
+                "vaccination": stmt.excluded.vaccination,
+                "checked_at": stmt.excluded.checked_at,
+                "stale_since": None,
+                "last_run_id": stmt.excluded.last_run_id,
+            },
+        )
+        self.session.execute(stmt)
+        self._announce_changes(rows, old)
+        return len(rows)
+
+    @staticmethod
+    def _row(ref: str, record: HealthRecord | None, old: Snapshot | None, t: datetime, run_id: str | None) -> dict:
+        if record is None:
+            return {
+                "person_ref": ref, "code_status": "unknown", "popup": None, "last_test_sampled_at": None,
+                "last_test_result": None, "pending_seen_at": None, "vaccination": "none_found",
+                "checked_at": t, "stale_since": None, "last_run_id": run_id,
+            }
+        pending_seen_at = None
+        if record.last_test_result == "pending":
+            same_test = old is not None and old.last_test_result == "pending" and (
+                old.last_test_sampled_at == record.last_test_sampled_at
+            )
+            pending_seen_at = old.pending_seen_at if same_test and old.pending_seen_at else t
+        return {
+            "person_ref": ref,
+            "code_status": record.code_status,
+            "popup": record.popup,
+            "last_test_sampled_at": record.last_test_sampled_at,
+            "last_test_result": record.last_test_result,
+            "pending_seen_at": pending_seen_at,
+            "vaccination": record.vaccination,
+            "checked_at": t,
+            "stale_since": None,
+            "last_run_id": run_id,
+        }
+
+    def _announce_changes(self, rows: list[dict], old: dict[str, Snapshot]) -> None:
+        changed_people = []
+        for row in rows:
+            before = old.get(row["person_ref"])
+            if before is None:
+                continue
+            changed = []
+            if (before.code_status, before.popup) != (row["code_status"], row["popup"]):
+                changed.append("code_status")
+            if (before.last_test_result, before.last_test_sampled_at) != (
+                row["last_test_result"], row["last_test_sampled_at"]
+            ):
+                changed.append("test_result")
+            if before.vaccination != row["vaccination"]:
+                changed.append("vaccination")
+            if changed:
+                changed_people.append((row, before, changed))
+        if not changed_people:
+            return
+        ledgers_of: dict[str, list[str]] = {}
+        for ref, ledger_id in self.session.execute(
+            select(Member.person_ref, Member.ledger_id).where(
+                Member.person_ref.in_([r["person_ref"] for r, _, _ in changed_people])
+            )
+        ):
+            ledgers_of.setdefault(ref, []).append(ledger_id)
+
+        def fields(code_status, popup, result, sampled_at, vaccination):
+            return {
+                "code_status": code_status, "popup": popup, "test_result": result,
+                "test_sampled_at": _iso(sampled_at), "vaccination": vaccination,
+            }
+
+        for row, before, changed in changed_people:
+            add_event(
+                self.session,
+                "healthsync.status_changed",
+                {
+                    "person_ref": row["person_ref"],
+                    "ledger_ids": sorted(set(ledgers_of.get(row["person_ref"], []))),
+                    "before": fields(before.code_status, before.popup, before.last_test_result,
+                                     before.last_test_sampled_at, before.vaccination),
+                    "after": fields(row["code_status"], row["popup"], row["last_test_result"],
+                                    row["last_test_sampled_at"], row["vaccination"]),
+                    "changed": changed,
+                },
+                row["person_ref"],
+            )
+
+    # -- runs --------------------------------------------------------------------------
+
+    def start_run(self, trigger: str, ledger_id: str | None = None, scheduled_for: datetime | None = None) -> dict | None:
+        """Create a run and one work message per ledger. For a scheduled time, returns
+        None if another instance already started that time's run."""
+        run_id = str(uuid.uuid4())
+        values = dict(id=run_id, trigger=trigger, ledger_id=ledger_id, scheduled_for=scheduled_for,
+                      status="running", ledgers_total=0, ledgers_done=0, ledgers_failed=0,
+                      people_compared=0, started_at=now())
+        if scheduled_for is not None:
+            created = self.session.execute(
+                pg_insert(Run)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[Run.scheduled_for], index_where=text("scheduled_for IS NOT NULL"))
+                .returning(Run.id)
+            ).first()
+            if created is None:
+                return None
+        else:
+            self.session.execute(insert(Run).values(**values))
+        ledgers = select(Member.ledger_id).distinct()
+        if ledger_id is not None:
+            ledgers = ledgers.where(Member.ledger_id == ledger_id)
+        ledger_ids = self.session.scalars(ledgers).all()
+        if ledger_ids:
+            self.session.execute(
+                insert(RunLedger), [{"run_id": run_id, "ledger_id": lid, "status": "pending", "people": 0} for lid in ledger_ids]
+            )
+        self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_total=len(ledger_ids)))
+        add_event(
+            self.session, "healthsync.run_started",
+            {"run_id": run_id, "trigger": trigger, "ledger_id": ledger_id, "ledgers_total": len(ledger_ids)}, run_id,
+        )
+        add_events(
+            self.session, "healthsync.ledger_work",
+            [({"run_id": run_id, "ledger_id": lid}, lid) for lid in ledger_ids],
+        )
+        if not ledger_ids:
+            self._finish_run_if_complete(run_id)
+        return self.run_status(run_id)
+
+    def sync_ledger(self, run_id: str, ledger_id: str, backoff: float = 1.0) -> str:
+        """Compare one ledger within a run; commits batch by batch. Returns the ledger's
+        final status (done | failed | skipped)."""
+        work = self.session.get(RunLedger, (run_id, ledger_id))
+        if work is None or work.status != "pending":
+            self.session.rollback()
+            return "skipped"
+        self.session.commit()
+        failures = 0
+        while True:
+            try:
+                claimed = self._claim_batch(run_id, ledger_id)
+                if not claimed:
+                    self.session.rollback()
+                    if not self._unclaimed_left(run_id, ledger_id):
+                        break
+                    continue  # others held some of ours; they are committed now
+                compared = self.check_people(claimed, run_id)
+                self.session.execute(
+                    update(Run).where(Run.id == run_id).values(people_compared=Run.people_compared + compared)
+                )
+                self.session.commit()
+            except HealthKitUnavailable:
+                self.session.rollback()
+                failures += 1
+                if failures > self.cfg.sync_batch_retries:
+                    return self._ledger_failed(run_id, ledger_id)
+                time.sleep(backoff * (2 ** (failures - 1)))
+        return self._ledger_done(run_id, ledger_id)
+
+    def _claim_batch(self, run_id: str, ledger_id: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                text(
+                    """
+                    INSERT INTO healthsync.run_people (run_id, person_ref, ledger_id)
+                    SELECT :run_id, m.person_ref, :ledger_id
+                    FROM (SELECT DISTINCT person_ref FROM healthsync.members WHERE ledger_id = :ledger_id) m
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM healthsync.run_people rp
+                        WHERE rp.run_id = :run_id AND rp.person_ref = m.person_ref)
+                    LIMIT :batch
+                    ON CONFLICT DO NOTHING
+                    RETURNING person_ref
+                    """
+                ),
+                {"run_id": run_id, "ledger_id": ledger_id, "batch": BATCH},
+            )
+        )
+
+    def _unclaimed_left(self, run_id: str, ledger_id: str) -> bool:
+        return bool(
+            self.session.scalar(
+                text(
+                    """
+                    SELECT EXISTS (
+                        SELECT 1 FROM healthsync.members m
+                        WHERE m.ledger_id = :ledger_id AND NOT EXISTS (
+                            SELECT 1 FROM healthsync.run_people rp
+                            WHERE rp.run_id = :run_id AND rp.person_ref = m.person_ref))
+                    """
+                ),
+                {"run_id": run_id, "ledger_id": ledger_id},
+            )
+        )
+
+    def _people_in(self, ledger_id: str) -> int:
+        return self.session.scalar(
+            select(func.count(func.distinct(Member.person_ref))).where(Member.ledger_id == ledger_id)
+        )
+
+    def _ledger_done(self, run_id: str, ledger_id: str) -> str:
+        t = now()
+        updated = self.session.execute(
+            update(RunLedger)
+            .where(RunLedger.run_id == run_id, RunLedger.ledger_id == ledger_id, RunLedger.status == "pending")
+            .values(status="done", finished_at=t, people=self._people_in(ledger_id))
+            .returning(RunLedger.people)
+        ).first()
+        if updated is None:  # another delivery finished it first
+            self.session.rollback()
+            return "skipped"
+        self.session.execute(
+            pg_insert(LedgerSync)
+            .values(ledger_id=ledger_id, last_success_at=t, last_run_id=run_id, last_status="done")
+            .on_conflict_do_update(
+                index_elements=[LedgerSync.ledger_id],
+                set_={"last_success_at": t, "last_run_id": run_id, "last_status": "done"},
+            )
+        )
+        self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_done=Run.ledgers_done + 1))
+        add_event(self.session, "healthsync.ledger_synced",
+                  {"run_id": run_id, "ledger_id": ledger_id, "status": "done", "people": updated.people}, ledger_id)
+        self._finish_run_if_complete(run_id)
+        self.session.commit()
+        return "done"
+
+    def _ledger_failed(self, run_id: str, ledger_id: str) -> str:
+        """The Health Kit kept failing: the ledger is failed in this run; its members'
+        snapshots keep their last good values and are flagged stale since now."""
+        t = now()
+        updated = self.session.execute(
+            update(RunLedger)
+            .where(RunLedger.run_id == run_id, RunLedger.ledger_id == ledger_id, RunLedger.status == "pending")
+            .values(status="failed", finished_at=t, error="health_kit_unavailable")
+            .returning(RunLedger.ledger_id)
+        ).first()
+        if updated is None:
+            self.session.rollback()
+            return "skipped"
+        self.session.execute(
+            text(
+                """
+                UPDATE healthsync.snapshots s SET stale_since = :t
+                WHERE s.stale_since IS NULL
+                  AND s.person_ref IN (SELECT person_ref FROM healthsync.members WHERE ledger_id = :ledger_id)
+                  AND NOT EXISTS (SELECT 1 FROM healthsync.run_people rp
+                                  WHERE rp.run_id = :run_id AND rp.person_ref = s.person_ref)
+                """
+            ),
+            {"t": t, "ledger_id": ledger_id, "run_id": run_id},
+        )
+        self.session.execute(
+            pg_insert(LedgerSync)
+            .values(ledger_id=ledger_id, last_success_at=None, last_run_id=run_id, last_status="failed")
+            .on_conflict_do_update(
+                index_elements=[LedgerSync.ledger_id], set_={"last_run_id": run_id, "last_status": "failed"}
+            )
+        )
+        self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_failed=Run.ledgers_failed + 1))
+        add_event(self.session, "healthsync.ledger_synced",
+                  {"run_id": run_id, "ledger_id": ledger_id, "status": "failed", "people": 0}, ledger_id)
+        self._finish_run_if_complete(run_id)
+        self.session.commit()
+        log.warning("ledger %s failed in run %s: the Health Kit is unavailable", ledger_id, run_id)
+        return "failed"
+
+    def _finish_run_if_complete(self, run_id: str) -> None:
+        finished = self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == "running",
+                   Run.ledgers_done + Run.ledgers_failed >= Run.ledgers_total)
+            .values(status="finished", finished_at=now())
+            .returning(Run.ledgers_done, Run.ledgers_failed, Run.people_compared)
+        ).first()
+        if finished is not None:
+            add_event(
+                self.session, "healthsync.run_finished",
+                {"run_id": run_id, "ledgers_done": finished.ledgers_done,
+                 "ledgers_failed": finished.ledgers_failed, "people_compared": finished.people_compared},
+                run_id,
+            )
+
+    def run_status(self, run_id: str, person_ref: str | None = None) -> dict:
+        """A run's progress. With ``person_ref`` (a request from the gateway), a ledger's
+        run is visible to its admins, a run of every ledger to any admin."""
+        run = self.session.get(Run, _uuid(run_id, "run"))
+        if run is None:
+            raise NotFound("No such run.")
+        if person_ref is not None:
+            if run.ledger_id is not None:
+                self.require_admin(run.ledger_id, person_ref)
+            elif not self.session.scalar(select(exists().where(LedgerAdmin.person_ref == person_ref))):
+                raise Forbidden("Only admins can see comparison runs.")
+        return {
+            "run_id": run.id,
+            "trigger": run.trigger,
+            "ledger_id": run.ledger_id,
+            "status": run.status,
+            "ledgers_total": run.ledgers_total,
+            "ledgers_done": run.ledgers_done,
+            "ledgers_failed": run.ledgers_failed,
+            "people_compared": run.people_compared,
+            "scheduled_for": _iso(run.scheduled_for),
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+        }
+
+    # -- schedule ------------------------------------------------------------------------
+
+    def due_slot(self, at: datetime | None = None) -> datetime | None:
+        """The latest configured time of day that has passed, if within the catch-up window."""
+        at = at or now()
+        tz = ZoneInfo(self.cfg.sync_timezone)
+        local = at.astimezone(tz)
+        latest = None
+        for day in (local.date(), local.date() - timedelta(days=1)):
+            for hhmm in self.cfg.sync_times:
+                hour, minute = (int(x) for x in hhmm.split(":"))
+                slot = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+                if slot <= local and (latest is None or slot > latest):
+                    latest = slot
+        if latest is None or local - latest > timedelta(minutes=self.cfg.schedule_catchup_minutes):
+            return None
+        return latest.astimezone(timezone.utc)
+
+    def start_scheduled_run(self, at: datetime | None = None) -> dict | None:
+        slot = self.due_slot(at)
+        if slot is None:
+            return None
+        # every instance's timer gets here; one takes the lock, the unique index does the rest
+        if not self.session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('healthsync:schedule'))")):
+            return None
+        if self.session.scalar(select(Run.id).where(Run.scheduled_for == slot)):
+            return None
+        return self.start_run("schedule", scheduled_for=slot)
+
+    # -- the Health Kit's change feed -------------------------------------------------------
+
+    def follow_feed(self, limit: int = 1000) -> int:
+        """Re-check the people whose record changed at the Health Kit since last time.
+        One instance at a time reads the feed (advisory lock); the cursor moves only
+        with the snapshots it caused."""
+        if not self.session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('healthsync:feed'))")):
+            return 0
+        cursor = self.session.get(FeedCursor, 1, with_for_update=True)
+        position = cursor.position if cursor else 0
+        changes, next_position = self.health_kit.changes(after=position, limit=limit)
+        candidates: dict[str, None] = {}
+        for change in changes:
+            for id_type in ID_TYPES:
+                try:
+                    candidates[self.crypto.person_ref(id_type, change.id_number)] = None
+                except ValueError:
+                    continue
+        known = self.session.scalars(select(Subject.person_ref).where(Subject.person_ref.in_(list(candidates)))).all()
+        compared = self.check_people(list(known)) if known else 0
+        if cursor is None:
+            self.session.add(FeedCursor(id=1, position=next_position))
+        else:
+            cursor.position = next_position
+        return compared
+
+    # -- people and ledgers, for admins and members ------------------------------------
+
+    def require_admin(self, ledger_id: str, person_ref: str) -> str:
+        ledger_id = _uuid(ledger_id, "ledger")
+        if self.session.get(LedgerAdmin, (ledger_id, person_ref)) is None:
+            raise Forbidden("Only this ledger's admins can do this.")
+        return ledger_id
+
+    def request_ledger_sync(self, ledger_id: str, person_ref: str) -> dict:
+        ledger_id = self.require_admin(ledger_id, person_ref)
+        last = self.session.scalars(
+            select(Run).where(Run.ledger_id == ledger_id).order_by(Run.started_at.desc()).limit(1)
+        ).first()
+        if last is not None:
+            wait = self.cfg.sync_min_interval_seconds - (now() - last.started_at).total_seconds()
+            if wait > 0:
+                raise RateLimited(
+                    f"This ledger was compared moments ago; try again in {int(wait) + 1} seconds.",
+                    details={"retry_after": int(wait) + 1, "run_id": last.id},
+                )
+        return self.start_run("admin", ledger_id=ledger_id)
+
+    def ledger_sync_status(self, ledger_id: str, person_ref: str) -> dict:
+        ledger_id = self.require_admin(ledger_id, person_ref)
+        sync = self.session.get(LedgerSync, ledger_id)
+        return {
+            "ledger_id": ledger_id,
+            "last_success_at": _iso(sync.last_success_at) if sync else None,
+            "last_status": sync.last_status if sync else None,
+            "last_run_id": sync.last_run_id if sync else None,
+        }
+
+    def _recheck(self, member: Member) -> dict:
+        snapshot = self.session.get(Snapshot, member.person_ref, with_for_update=True)
+        if snapshot is not None and snapshot.manual_check_at is not None:
+            wait = self.cfg.recheck_min_interval_seconds - (now() - snapshot.manual_check_at).total_seconds()
+            if wait > 0:
+                raise RateLimited(
+                    f"Checked moments ago; try again in {int(wait) + 1} seconds.", details={"retry_after": int(wait) + 1}
+                )
+        self.check_people([member.person_ref])
+        self.session.execute(
+            update(Snapshot).where(Snapshot.person_ref == member.person_ref).values(manual_check_at=now())
+        )
+        self.session.expire_all()
+        return {"member_id": member.membership_id, **snapshot_view(self.session.get(Snapshot, member.person_ref))}
+
+    def refresh_member(self, ledger_id: str, membership_id: str, person_ref: str) -> dict:
+        ledger_id = self.require_admin(ledger_id, person_ref)
+        member = self.session.get(Member, _uuid(membership_id, "member"))
+        if member is None or member.ledger_id != ledger_id:
+            raise NotFound("No such member.")
+        return self._recheck(member)
+
+    def recheck_mine(self, membership_id: str, person_ref: str) -> dict:
+        member = self.session.get(Member, _uuid(membership_id, "membership"))
+        if member is None or member.person_ref != person_ref:
+            raise NotFound("No such membership.")
+        return self._recheck(member)
+
+    def health_of_memberships(self, ledger_id: str, person_ref: str, membership_ids: list[str]) -> dict:
+        ledger_id = self.require_admin(ledger_id, person_ref)
+        rows = self.session.execute(
+            select(Member.membership_id, Snapshot)
+            .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
+            .where(Member.ledger_id == ledger_id, Member.membership_id.in_(membership_ids))
+        ).all()
+        t = now()
+        return {mid: snapshot_view(s, t) for mid, s in rows}
+
+    def my_health(self, membership_id: str, person_ref: str) -> dict:
+        member = self.session.get(Member, _uuid(membership_id, "membership"))
+        if member is None or member.person_ref != person_ref:
+            raise NotFound("No such membership.")
+        return snapshot_view(self.session.get(Snapshot, person_ref))
