@@ -87,14 +87,14 @@ class Stack:
         self.processes: dict[str, subprocess.Popen] = {}
         self._logs: list[IO] = []
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
             self._logs.append(out)
         self.processes[name] = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+            args, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
         )
 
     def start(self, services: tuple[str, ...] = SERVICES, simulator: bool = True) -> "Stack":
@@ -104,11 +104,12 @@ class Stack:
             self.start_service(service)
         return self
 
-    def start_service(self, service: str, name: str | None = None) -> None:
+    def start_service(self, service: str, name: str | None = None, **env_overrides: str) -> None:
         """Start one service process (``name`` tells a second instance apart)."""
         self._spawn(
             name or service,
             [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"), f"services.{service}.service"],
+            {**self.env, **env_overrides},
         )
 
     def kill(self, name: str) -> None:
