@@ -10,7 +10,8 @@ from nameko.events import BROADCAST, event_handler
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from services.gateway.api import bearer_token, body_of, client_of, endpoint
+from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
+from services.gateway.pages import page
 from services.gateway.waiter import WaiterProvider
 from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION
@@ -303,6 +304,18 @@ class GatewayService:
     def ping(self, request):
         """One RPC to a method that does nothing: the benchmarks' reference."""
         return self.org.ping()
+
+    # -- the H5 pages ---------------------------------------------------------------------
+
+    @http("GET", "/")
+    def index_page(self, request):
+        return page("")
+
+    @http("GET", "/<path:path>")
+    def pages(self, request, path):
+        if path.startswith("api/"):
+            return json_response({"error": {"code": "not_found", "message": "No such API endpoint."}}, 404)
+        return page(path)
 
     @http("GET", "/api/health")
     @endpoint
