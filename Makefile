@@ -26,6 +26,9 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services tests
 
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
 migrate: $(STAMP)
 	$(PY) -m shared.migrate
 

@@ -74,6 +74,9 @@ class Settings:
     recheck_min_interval_seconds: int
     sync_batch_retries: int
     feed_interval_seconds: float
+    digest_check_seconds: float
+    run_history_days: int
+    access_log_days: int
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -168,6 +171,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             recheck_min_interval_seconds=int(env.get("RECHECK_MIN_INTERVAL_SECONDS", "60")),
             sync_batch_retries=int(env.get("SYNC_BATCH_RETRIES", "3")),
             feed_interval_seconds=float(env.get("FEED_INTERVAL_SECONDS", "10")),
+            digest_check_seconds=float(env.get("DIGEST_CHECK_SECONDS", "300")),
+            run_history_days=int(env.get("RUN_HISTORY_DAYS", "30")),
+            access_log_days=int(env.get("ACCESS_LOG_DAYS", "180")),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

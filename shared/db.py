@@ -37,12 +37,12 @@ def make_green() -> None:
         pass
 
 
-def make_engine(url: str | None = None, pool_size: int = 10) -> Engine:
+def make_engine(url: str | None = None, pool_size: int = 5, max_overflow: int = 5) -> Engine:
     make_green()
     return create_engine(
         url or settings().database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -53,7 +53,7 @@ class Database(DependencyProvider):
     raised. Entrypoints that manage their own transactions (event handlers with
     retries) may commit early; the final commit is then a no-op."""
 
-    def __init__(self, pool_size: int = 10) -> None:
+    def __init__(self, pool_size: int = 5) -> None:
         self.pool_size = pool_size
         self.engine: Engine | None = None
         self.sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -74,6 +74,10 @@ class Database(DependencyProvider):
         return session
 
     def worker_result(self, worker_ctx, result=None, exc_info=None) -> None:
+        self.finish(worker_ctx, exc_info)
+
+    def finish(self, worker_ctx, exc_info=None) -> None:
+        """Commit the worker's session (roll back if it raised); once per worker."""
         session = self.sessions.pop(worker_ctx, None)
         if session is None:
             return

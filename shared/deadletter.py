@@ -36,7 +36,12 @@ def list_messages(limit: int = 100) -> list[dict]:
             if method is None:
                 break
             headers = props.headers or {}
-            payload = json.loads(body)
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+            if not isinstance(payload, dict):  # parked because it was not an envelope
+                payload = {}
             found.append(
                 {
                     "event_id": payload.get("event_id"),
@@ -53,10 +58,12 @@ def list_messages(limit: int = 100) -> list[dict]:
 
 def replay(limit: int = 100) -> int:
     connection, channel = _channel()
+    # only what is parked now: a message that fails again is parked again behind them
+    parked = channel.queue_declare(DEAD_LETTER_QUEUE, durable=True).method.message_count
     channel.confirm_delivery()
     replayed = 0
     try:
-        for _ in range(limit):
+        for _ in range(min(limit, parked)):
             method, props, body = channel.basic_get(DEAD_LETTER_QUEUE, auto_ack=False)
             if method is None:
                 break

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
-PURPOSES = ("ledger_registration", "join", "login", "reconfirm")
+PURPOSES = ("ledger_registration", "join", "login", "reconfirm", "admin_invite")
 
 
 class LedgerRegistered(Schema):
@@ -39,6 +39,35 @@ class LedgerActivated(Schema):
     org_name = fields.String(required=True)
     qr_version = fields.Integer(required=True)
     member_cap = fields.Integer(required=True)
+    owner_name = fields.String(load_default="")  # masked, as joiners see it
+    rules = fields.Dict(load_default=None, allow_none=True)
+
+
+class RulesChanged(Schema):
+    ledger_id = fields.String(required=True)
+    rules = fields.Dict(required=True)
+
+
+class AdminAdded(Schema):
+    ledger_id = fields.String(required=True)
+    person_ref = fields.String(required=True)
+    role = fields.String(required=True)  # owner | co_admin
+    masked_name = fields.String(required=True)
+    admin_id = fields.String(load_default=None, allow_none=True)
+
+
+class AdminRemoved(Schema):
+    ledger_id = fields.String(required=True)
+    person_ref = fields.String(required=True)
+
+
+class AdminInvited(Schema):
+    ledger_id = fields.String(required=True)
+    admin_id = fields.String(required=True)
+    challenge_id = fields.String(required=True)
+    # {name, id_type, id_number, phone} sealed for "verify"
+    applicant = fields.String(required=True)
+    client = fields.String(load_default="")
 
 
 class QrRotated(Schema):
@@ -161,7 +190,8 @@ class Contract:
         return schema.dump(data)
 
     def load(self, data: dict) -> dict:
-        return self.schema().load(data)
+        # fields a newer producer added are ignored, so rolling deploys keep working
+        return self.schema().load(data, unknown=EXCLUDE)
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -173,6 +203,18 @@ CONTRACTS: dict[str, Contract] = {
             (("member", "on_ledger_activated"), ("healthsync", "on_ledger_activated")),
         ),
         Contract("org", "qr_rotated", QrRotated, (("member", "on_qr_rotated"),)),
+        Contract(
+            "org", "rules_changed", RulesChanged, (("healthsync", "on_rules_changed"),),
+        ),
+        Contract(
+            "org", "admin_added", AdminAdded,
+            (("member", "on_admin_added"), ("healthsync", "on_admin_added")),
+        ),
+        Contract(
+            "org", "admin_removed", AdminRemoved,
+            (("member", "on_admin_removed"), ("healthsync", "on_admin_removed")),
+        ),
+        Contract("org", "admin_invited", AdminInvited, (("verify", "on_admin_invited"),)),
         Contract(
             "org", "ledger_closed", LedgerClosed,
             (("member", "on_ledger_closed"), ("healthsync", "on_ledger_closed")),

@@ -126,6 +126,8 @@ def handles(event_type: str) -> Callable:
         def entrypoint(self, payload):
             handle(self, c, method, payload)
 
-        return event_handler(c.source, c.name, handler_type=SERVICE_POOL)(entrypoint)
+        # handle() catches every handler error; only a failure to park a message (the
+        # broker gone) escapes, and then the message must go back, not be dropped
+        return event_handler(c.source, c.name, handler_type=SERVICE_POOL, requeue_on_error=True)(entrypoint)
 
     return decorator

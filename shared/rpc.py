@@ -1,19 +1,31 @@
-"""RPC between services, with a timeout.
+"""RPC between services: a timeout for callers, and commit-before-reply for servers.
 
 Nameko 2.x waits for an RPC reply forever. Every caller here waits at most
 ``RPC_TIMEOUT`` seconds (or the timeout given) and then raises
 :class:`shared.errors.Unavailable`, which the gateway turns into a 503.
+
+Nameko also sends an RPC's reply *before* its dependencies see the end of the worker,
+so a plain ``Database`` would commit after the caller already has its answer: a read
+straight after could miss the write, and a failed commit would go unnoticed by a caller
+told "done". ``@rpc`` from here commits the worker's session first and replies with an
+error if the commit fails.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import eventlet
+from nameko.rpc import Rpc as RpcEntrypoint
 from nameko.rpc import RpcProxy
 
 from shared.config import settings
+from shared.db import Database
 from shared.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class TimedServiceProxy:
@@ -21,6 +33,10 @@ class TimedServiceProxy:
         self._proxy = proxy
         self._service = service
         self._timeout = timeout
+
+    def within(self, timeout: float) -> "TimedServiceProxy":
+        """The same proxy with another timeout (e.g. a quick health check)."""
+        return TimedServiceProxy(self._proxy, self._service, timeout)
 
     def __getattr__(self, method: str):
         target = getattr(self._proxy, method)
@@ -44,3 +60,21 @@ class Rpc(RpcProxy):
     def get_dependency(self, worker_ctx):
         proxy = super().get_dependency(worker_ctx)
         return TimedServiceProxy(proxy, self.target_service, self.timeout or settings().rpc_timeout)
+
+
+class TransactionalRpc(RpcEntrypoint):
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        for dependency in self.container.dependencies:
+            if isinstance(dependency, Database):
+                try:
+                    dependency.finish(worker_ctx, exc_info)
+                except Exception as exc:  # noqa: BLE001 - the caller must not hear "done"
+                    log.error("commit failed in %s (%s)", self.method_name, type(exc).__name__)
+                    try:
+                        raise Unavailable("The change could not be saved; please try again.") from None
+                    except Unavailable:
+                        result, exc_info = None, sys.exc_info()
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+
+rpc = TransactionalRpc.decorator

@@ -106,6 +106,10 @@ class Stack:
 
     def start_service(self, service: str, name: str | None = None, **env_overrides: str) -> None:
         """Start one service process (``name`` tells a second instance apart)."""
+        if service == "gateway":
+            # gateway workers mostly wait (for replies, for events that end a wait), and
+            # the broadcast events that wake them need free workers of the same pool
+            env_overrides.setdefault("MAX_WORKERS", self.env.get("GATEWAY_MAX_WORKERS", "200"))
         self._spawn(
             name or service,
             [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"), f"services.{service}.service"],

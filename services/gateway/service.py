@@ -4,12 +4,14 @@ seals personal data for the service that owns it, and delegates by RPC."""
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 
 import segno
 from nameko.events import BROADCAST, event_handler
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
+from services.gateway import exports
 from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
 from services.gateway.pages import page
 from services.gateway.waiter import WaiterProvider
@@ -17,10 +19,15 @@ from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
 from shared.db import make_engine
-from shared.errors import IdentityRejected, NotFound
+from shared.errors import IdentityRejected, InvalidInput, NotFound
+from shared.health import rule_labels
 from shared.rpc import Rpc
 from shared.validation import validate_fields, validate_phone
 
+HEALTH_KEYS = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination",
+               "joined_from", "joined_to")
+FILTER_KEYS = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination",
+               "joined_from", "joined_to", "q", "sort", "order")
 JOIN_FIELDS = ("name", "id_type", "id_number", "phone", "consent", "consent_version")
 APPLICATION_FIELDS = ("org_name", "org_address", "admin_name", "admin_id_type", "admin_id_number", "admin_phone")
 # which field a Health Kit rejection points at
@@ -40,7 +47,7 @@ def dev_outbox():
     if _dev_outbox is None:
         from shared.sms.dev_outbox import DevOutbox
 
-        _dev_outbox = DevOutbox(make_engine(pool_size=2))
+        _dev_outbox = DevOutbox(make_engine(pool_size=2, max_overflow=2))
     return _dev_outbox
 
 
@@ -70,6 +77,14 @@ class GatewayService:
     @_broadcast("org", "ledger_closed")
     def on_ledger_closed(self, payload):
         self.waiter.deliver(("ledger_closed", payload["data"]["ledger_id"]), payload["data"])
+
+    @_broadcast("org", "admin_added")
+    def on_admin_added(self, payload):
+        data = payload["data"]
+        if data.get("admin_id"):
+            self.waiter.deliver(("admin", data["admin_id"]), data)
+        if data["role"] == "owner":
+            self.waiter.deliver(("owner_changed", data["ledger_id"]), data)
 
     @_broadcast("member", "joined")
     def on_member_joined(self, payload):
@@ -170,14 +185,151 @@ class GatewayService:
     @http("GET", "/api/ledgers/<ledger_id>/members")
     @endpoint
     def list_members(self, request, ledger_id):
-        args = request.args
+        return self._members(ledger_id, self._person(request), request.args.to_dict(), "members")
+
+    def _members(self, ledger_id: str, person: str, args: dict, view: str, everything: bool = False) -> dict:
+        """The ledger view composed with a fixed number of calls: healthsync filters and
+        sorts by health (and holds the page), member adds the masked details (and
+        filters or sorts by name, which only it can read)."""
+        status = args.get("status") or "active"
+        by_health = any(args.get(k) not in (None, "") for k in HEALTH_KEYS) or args.get("sort") == "test_days"
+        if status != "active" or not (by_health or everything or args.get("q") or args.get("sort") == "name"):
+            # the member service is the record of who is a member; health is merged in
+            page = self.member.list_members(
+                ledger_id, person, args.get("page"), args.get("page_size"), status,
+                "asc" if args.get("order") == "asc" else "desc",
+            )
+            live = [item["member_id"] for item in page["items"] if item["status"] == "active"]
+            health = self.healthsync.health_of_memberships(ledger_id, person, live) if live else {}
+            for item in page["items"]:
+                item.update(health.get(item["member_id"], {}))
+            return page
+        found = self.healthsync.query_members(ledger_id, person, args, everything)
+        described = {k: v for k, v in args.items() if k in FILTER_KEYS and v not in (None, "")}
+        page_no, page_size = int(args.get("page") or 1), int(args.get("page_size") or 50)
+        if found["paged"]:
+            ids = [i["member_id"] for i in found["items"]]
+            details = self.member.member_details(ledger_id, person, ids, view, described)
+            items = [{**details[i["member_id"]], **i} for i in found["items"] if i["member_id"] in details]
+            return {"items": items, "total": found["total"], "page": page_no, "page_size": page_size}
+        health = {i["member_id"]: i for i in found["items"]}
+        if everything:
+            page_no, page_size = 1, max(1, len(health))
+        searched = self.member.search_members(
+            ledger_id, person, list(health), args.get("q"), args.get("sort") == "name",
+            args.get("order") or "asc", page_no, page_size, view, described,
+        )
+        items = [{**d, **health[d["member_id"]]} for d in searched["items"]]
+        return {"items": items, "total": searched["total"], "page": page_no, "page_size": page_size}
+
+    @http("GET", "/api/ledgers/<ledger_id>/export.<kind>")
+    @endpoint
+    def export(self, request, ledger_id, kind):
+        if kind not in ("xlsx", "csv"):
+            raise NotFound("No such export format.")
         person = self._person(request)
-        page = self.member.list_members(ledger_id, person, args.get("page"), args.get("page_size"), args.get("status"))
-        live = [item["member_id"] for item in page["items"] if item["status"] == "active"]
-        health = self.healthsync.health_of_memberships(ledger_id, person, live) if live else {}
-        for item in page["items"]:
-            item.update(health.get(item["member_id"], {}))
-        return page
+        args = request.args.to_dict()
+        args.pop("page", None)
+        args.pop("page_size", None)
+        org_name = self.org.get_ledger(ledger_id, person)["org_name"]
+        rows = self._members(ledger_id, person, {**args, "status": "active"}, f"export.{kind}", everything=True)
+        described = {k: v for k, v in args.items() if k in FILTER_KEYS and v not in (None, "")}
+        if kind == "xlsx":
+            body = exports.to_xlsx(org_name, rows["items"], described)
+            mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        else:
+            body = exports.to_csv(org_name, rows["items"], described)
+            mimetype = "text/csv; charset=utf-8"
+        filename = f"ledger-{ledger_id[:8]}-{datetime.now(timezone.utc):%Y%m%d%H%M}.{kind}"
+        return Response(body, headers={
+            "Content-Type": mimetype, "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        })
+
+    @http("GET", "/api/ledgers/<ledger_id>/stats")
+    @endpoint
+    def stats(self, request, ledger_id):
+        return self.healthsync.ledger_stats(ledger_id, self._person(request))
+
+    # -- rules, admins, accountability, alerts, reminders -------------------------------
+
+    @http("GET", "/api/ledgers/<ledger_id>/rules")
+    @endpoint
+    def get_rules(self, request, ledger_id):
+        return self.org.get_rules(ledger_id, self._person(request))
+
+    @http("PUT", "/api/ledgers/<ledger_id>/rules")
+    @endpoint
+    def set_rules(self, request, ledger_id):
+        return self.org.set_rules(ledger_id, self._person(request), body_of(request))
+
+    @http("GET", "/api/ledgers/<ledger_id>/admins")
+    @endpoint
+    def list_admins(self, request, ledger_id):
+        return self.org.list_admins(ledger_id, self._person(request))
+
+    @http("POST", "/api/ledgers/<ledger_id>/admins")
+    @endpoint
+    def invite_admin(self, request, ledger_id):
+        body = body_of(request)
+        fields = {k: body.get(k) for k in ("name", "id_type", "id_number", "phone")}
+        invited = self.org.invite_admin(
+            ledger_id, self._person(request), crypto().seal("org", fields), client_of(request)
+        )
+        outcome = self._challenge_outcome(invited["challenge_id"], field_prefix="")
+        return {**invited, **outcome}, 201 if outcome["status"] == "code_sent" else 202
+
+    @http("DELETE", "/api/ledgers/<ledger_id>/admins/<admin_id>")
+    @endpoint
+    def remove_admin(self, request, ledger_id, admin_id):
+        return self.org.remove_admin(ledger_id, self._person(request), admin_id)
+
+    @http("POST", "/api/ledgers/<ledger_id>/owner")
+    @endpoint
+    def transfer_ownership(self, request, ledger_id):
+        body = body_of(request)
+        return self.org.request_transfer(ledger_id, self._person(request), body.get("admin_id"), client_of(request)), 201
+
+    @http("GET", "/api/ledgers/<ledger_id>/access-log")
+    @endpoint
+    def access_log(self, request, ledger_id):
+        return self.member.access_log(ledger_id, self._person(request))
+
+    @http("GET", "/api/ledgers/<ledger_id>/alerts")
+    @endpoint
+    def alerts(self, request, ledger_id):
+        person = self._person(request)
+        found = self.healthsync.list_alerts(ledger_id, person)
+        ids = list({a["member_id"] for a in found["items"]})
+        names = self.member.member_details(ledger_id, person, ids, "alerts", {}) if ids else {}
+        for alert in found["items"]:
+            alert["name"] = names.get(alert["member_id"], {}).get("name", "")
+        return found
+
+    @http("POST", "/api/ledgers/<ledger_id>/alerts/read")
+    @endpoint
+    def mark_alerts_read(self, request, ledger_id):
+        body = body_of(request)
+        return self.healthsync.mark_alerts_read(ledger_id, self._person(request), body.get("alert_ids"))
+
+    @http("PUT", "/api/ledgers/<ledger_id>/alerts/digest")
+    @endpoint
+    def set_digest(self, request, ledger_id):
+        return self.healthsync.set_digest(ledger_id, self._person(request), body_of(request).get("enabled"))
+
+    @http("POST", "/api/ledgers/<ledger_id>/reminders")
+    @endpoint
+    def send_reminders(self, request, ledger_id):
+        person = self._person(request)
+        body = body_of(request)
+        wanted = body.get("member_ids")
+        if wanted is not None and not (isinstance(wanted, list) and all(isinstance(i, str) for i in wanted)):
+            raise InvalidInput.from_fields({"member_ids": "must be a list of member ids"})
+        abnormal = self.healthsync.abnormal_members(ledger_id, person, wanted)
+        rule_text = "、".join(rule_labels(abnormal["rules"]))
+        result = self.member.send_reminders(ledger_id, person, abnormal["members"], rule_text)
+        result["not_abnormal"] = len(set(wanted) - set(abnormal["members"])) if wanted is not None else 0
+        return result
 
     @http("POST", "/api/ledgers/<ledger_id>/members/<member_id>/refresh")
     @endpoint
@@ -221,6 +373,12 @@ class GatewayService:
         """"My status looks wrong": check this member with the Health Kit now."""
         return self.healthsync.recheck_mine(membership_id, self._person(request))
 
+    @http("GET", "/api/me/memberships/<membership_id>/views")
+    @endpoint
+    def my_ledger_views(self, request, membership_id):
+        """Who viewed my ledger's member data, and when."""
+        return self.member.views_of_my_ledger(membership_id, self._person(request))
+
     @http("POST", "/api/me/memberships/<membership_id>/leave")
     @endpoint
     def leave(self, request, membership_id):
@@ -255,10 +413,20 @@ class GatewayService:
             joined = self.waiter.wait(("member_joined", result["subject_id"]), WAIT_SECONDS)
             response["membership_id"] = result["subject_id"]
             response["membership_status"] = "active" if joined else "activating"
+        elif result["purpose"] == "admin_invite":
+            response["admin_id"] = result["subject_id"]
+            response["admin_status"] = "active" if self.waiter.wait(("admin", result["subject_id"]), WAIT_SECONDS) else "activating"
         elif result["purpose"] == "reconfirm":
-            closed = self.waiter.wait(("ledger_closed", result["subject_id"]), WAIT_SECONDS)
-            response["ledger_id"] = result["subject_id"]
-            response["ledger_status"] = "closed" if closed else "closing"
+            # the act that was waiting for it: closing the ledger, or handing ownership over
+            ledger_id = result["subject_id"]
+            done = self.waiter.wait_any([("ledger_closed", ledger_id), ("owner_changed", ledger_id)], WAIT_SECONDS)
+            response["ledger_id"] = ledger_id
+            if done and done[0][0] == "ledger_closed":
+                response["ledger_status"] = "closed"
+            elif done:
+                response["owner_changed"] = True
+            else:
+                response["ledger_status"] = "pending"
         return response
 
     @http("POST", "/api/challenges/<challenge_id>/resend")
@@ -324,7 +492,7 @@ class GatewayService:
         services = {}
         for name in ("org", "verify", "member", "healthsync"):
             try:
-                services[name] = bool(getattr(self, name).health()["ok"])
+                services[name] = bool(getattr(self, name).within(2.0).health()["ok"])
             except Exception:  # noqa: BLE001 - any failure means "not ready"
                 services[name] = False
         ok = all(services.values())

@@ -21,6 +21,14 @@ RECENT_SECONDS = 60.0
 RECENT_MAX = 10_000
 
 
+class _Tagged:
+    __slots__ = ("event", "key")
+
+    def __init__(self, event: Event, key: Hashable) -> None:
+        self.event = event
+        self.key = key
+
+
 class Waiter:
     def __init__(self) -> None:
         self._waiting: dict[Hashable, list[Event]] = {}
@@ -34,25 +42,34 @@ class Waiter:
             len(self._recent) > RECENT_MAX or next(iter(self._recent.values()))[0] < now - RECENT_SECONDS
         ):
             self._recent.popitem(last=False)
-        for event in self._waiting.pop(key, []):
-            event.send(data)
+        for waiter in self._waiting.pop(key, []):
+            if not waiter.event.ready():
+                waiter.event.send((waiter.key, data))
 
     def wait(self, key: Hashable, timeout: float) -> Any | None:
         """The event's data, or None if it did not come within ``timeout`` seconds."""
-        if key in self._recent:
-            return self._recent[key][1]
+        found = self.wait_any([key], timeout)
+        return found[1] if found else None
+
+    def wait_any(self, keys: list[Hashable], timeout: float) -> tuple[Hashable, Any] | None:
+        """The first of several events to arrive, as (key, data)."""
+        for key in keys:
+            if key in self._recent:
+                return key, self._recent[key][1]
         event = Event()
-        self._waiting.setdefault(key, []).append(event)
+        for key in keys:
+            self._waiting.setdefault(key, []).append(_Tagged(event, key))
         try:
             with eventlet.Timeout(timeout, False):
                 return event.wait()
             return None
         finally:
-            waiting = self._waiting.get(key)
-            if waiting and event in waiting:
-                waiting.remove(event)
-                if not waiting:
-                    del self._waiting[key]
+            for key in keys:
+                waiting = self._waiting.get(key)
+                if waiting:
+                    waiting[:] = [w for w in waiting if w.event is not event]
+                    if not waiting:
+                        del self._waiting[key]
 
 
 class WaiterProvider(DependencyProvider):

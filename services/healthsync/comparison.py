@@ -17,26 +17,31 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from services.healthsync.ledger_view import evaluate, health_view, load_rules
 from services.healthsync.models import (
+    Alert,
     FeedCursor,
     LedgerAdmin,
+    LedgerRules,
     LedgerSync,
     Member,
     Run,
     RunLedger,
+    RunPerson,
     Snapshot,
     Subject,
 )
 from shared.config import Settings
 from shared.crypto import Crypto
 from shared.errors import Forbidden, NotFound, RateLimited
-from shared.health import test_days
+from shared.health import DEFAULT_RULES
 from shared.healthkit import ID_TYPES, MAX_BULK, HealthKit, HealthKitUnavailable, HealthRecord
 from shared.outbox import add_event, add_events
 
@@ -59,34 +64,6 @@ def _uuid(value, what: str) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def snapshot_view(s: Snapshot | None, at: datetime | None = None) -> dict:
-    """The health fields as every reader shows them."""
-    at = at or now()
-    if s is None:
-        return {
-            "code_status": "unknown",
-            "popup": None,
-            "test_result": "none",
-            "test_sampled_at": None,
-            "test_days": None,
-            "vaccination": None,
-            "synced_at": None,
-            "stale": False,
-            "stale_since": None,
-        }
-    return {
-        "code_status": s.code_status,
-        "popup": s.popup,
-        "test_result": s.last_test_result or "none",
-        "test_sampled_at": _iso(s.last_test_sampled_at),
-        "test_days": test_days(s.last_test_sampled_at, s.last_test_result, at, s.pending_seen_at),
-        "vaccination": s.vaccination,
-        "synced_at": _iso(s.checked_at),
-        "stale": s.stale_since is not None,
-        "stale_since": _iso(s.stale_since),
-    }
 
 
 class Comparison:
@@ -128,16 +105,39 @@ class Comparison:
             self.forget_orphans([data["person_ref"]])
 
     def ledger_activated(self, data: dict) -> None:
+        self.admin_added({"ledger_id": data["ledger_id"], "person_ref": data["owner_ref"], "role": "owner"})
+        self.rules_changed({"ledger_id": data["ledger_id"], "rules": data.get("rules") or DEFAULT_RULES,
+                            "org_name": data["org_name"]})
+
+    def rules_changed(self, data: dict) -> None:
+        values = {k: data["rules"][k] for k in DEFAULT_RULES}
+        if data.get("org_name"):
+            values["org_name"] = data["org_name"]
+        self.session.execute(
+            pg_insert(LedgerRules)
+            .values(ledger_id=data["ledger_id"], org_name=data.get("org_name") or "", **{k: data["rules"][k] for k in DEFAULT_RULES})
+            .on_conflict_do_update(index_elements=[LedgerRules.ledger_id], set_=values)
+        )
+
+    def admin_added(self, data: dict) -> None:
         self.session.execute(
             pg_insert(LedgerAdmin)
-            .values(ledger_id=data["ledger_id"], person_ref=data["owner_ref"], role="owner")
-            .on_conflict_do_nothing()
+            .values(ledger_id=data["ledger_id"], person_ref=data["person_ref"], role=data["role"])
+            .on_conflict_do_update(index_elements=[LedgerAdmin.ledger_id, LedgerAdmin.person_ref],
+                                   set_={"role": data["role"]})
+        )
+
+    def admin_removed(self, data: dict) -> None:
+        self.session.execute(
+            delete(LedgerAdmin).where(LedgerAdmin.ledger_id == data["ledger_id"], LedgerAdmin.person_ref == data["person_ref"])
         )
 
     def ledger_closed(self, ledger_id: str) -> None:
         refs = self.session.scalars(select(Member.person_ref).where(Member.ledger_id == ledger_id)).all()
         self.session.execute(delete(Member).where(Member.ledger_id == ledger_id))
         self.session.execute(delete(LedgerAdmin).where(LedgerAdmin.ledger_id == ledger_id))
+        self.session.execute(delete(LedgerRules).where(LedgerRules.ledger_id == ledger_id))
+        self.session.execute(delete(Alert).where(Alert.ledger_id == ledger_id))
         self.forget_orphans(list(set(refs)))
 
     def forget_orphans(self, person_refs: list[str]) -> None:
@@ -163,8 +163,12 @@ class Comparison:
         return compared
 
     def _check_batch(self, person_refs: list[str], run_id: str | None) -> int:
+        # a share lock: a person forgotten meanwhile (left their last ledger) waits for
+        # this batch, then loses the snapshot too; never a snapshot of someone forgotten
         subjects = self.session.execute(
-            select(Subject.person_ref, Subject.id_number_enc).where(Subject.person_ref.in_(person_refs))
+            select(Subject.person_ref, Subject.id_number_enc)
+            .where(Subject.person_ref.in_(person_refs))
+            .with_for_update(read=True, key_share=True)
         ).all()
         if not subjects:
             return 0
@@ -246,12 +250,15 @@ class Comparison:
         if not changed_people:
             return
         ledgers_of: dict[str, list[str]] = {}
-        for ref, ledger_id in self.session.execute(
-            select(Member.person_ref, Member.ledger_id).where(
+        memberships_of: dict[str, list[tuple[str, str]]] = {}
+        for ref, ledger_id, membership_id in self.session.execute(
+            select(Member.person_ref, Member.ledger_id, Member.membership_id).where(
                 Member.person_ref.in_([r["person_ref"] for r, _, _ in changed_people])
             )
         ):
             ledgers_of.setdefault(ref, []).append(ledger_id)
+            memberships_of.setdefault(ref, []).append((ledger_id, membership_id))
+        self._store_alerts(changed_people, memberships_of)
 
         def fields(code_status, popup, result, sampled_at, vaccination):
             return {
@@ -274,6 +281,28 @@ class Comparison:
                 },
                 row["person_ref"],
             )
+
+    def _store_alerts(self, changed_people: list, memberships_of: dict) -> None:
+        """An alert for each ledger in which a changed person became, or stopped being,
+        abnormal under that ledger's rules."""
+        at = now()
+        rules_cache: dict[str, dict] = {}
+        alerts = []
+        for row, before, _ in changed_people:
+            after = SimpleNamespace(**row)
+            for ledger_id, membership_id in memberships_of.get(row["person_ref"], []):
+                rules = rules_cache.setdefault(ledger_id, load_rules(self.session, ledger_id))
+                was, now_reasons = evaluate(before, rules, at), evaluate(after, rules, at)
+                if bool(was) != bool(now_reasons):
+                    alerts.append({
+                        "ledger_id": ledger_id,
+                        "membership_id": membership_id,
+                        "kind": "became_abnormal" if now_reasons else "back_to_normal",
+                        "reasons": now_reasons or was,
+                        "at": at,
+                    })
+        if alerts:
+            self.session.execute(insert(Alert), alerts)
 
     # -- runs --------------------------------------------------------------------------
 
@@ -594,7 +623,8 @@ class Comparison:
             update(Snapshot).where(Snapshot.person_ref == member.person_ref).values(manual_check_at=now())
         )
         self.session.expire_all()
-        return {"member_id": member.membership_id, **snapshot_view(self.session.get(Snapshot, member.person_ref))}
+        rules = load_rules(self.session, member.ledger_id)
+        return {"member_id": member.membership_id, **health_view(self.session.get(Snapshot, member.person_ref), rules, now())}
 
     def refresh_member(self, ledger_id: str, membership_id: str, person_ref: str) -> dict:
         ledger_id = self.require_admin(ledger_id, person_ref)
@@ -617,10 +647,23 @@ class Comparison:
             .where(Member.ledger_id == ledger_id, Member.membership_id.in_(membership_ids))
         ).all()
         t = now()
-        return {mid: snapshot_view(s, t) for mid, s in rows}
+        rules = load_rules(self.session, ledger_id)
+        found = {mid: health_view(s, rules, t) for mid, s in rows}
+        # a member healthsync has not heard of yet (the event is on its way) shows as unknown
+        return {mid: found.get(mid) or health_view(None, rules, t) for mid in membership_ids}
 
     def my_health(self, membership_id: str, person_ref: str) -> dict:
         member = self.session.get(Member, _uuid(membership_id, "membership"))
         if member is None or member.person_ref != person_ref:
             raise NotFound("No such membership.")
-        return snapshot_view(self.session.get(Snapshot, person_ref))
+        return health_view(self.session.get(Snapshot, person_ref), load_rules(self.session, member.ledger_id), now())
+
+    def forget_old_runs(self, keep_days: int) -> int:
+        """Run history is kept ``keep_days`` days."""
+        old = select(Run.id).where(Run.status == "finished", Run.finished_at < now() - timedelta(days=keep_days))
+        ids = self.session.scalars(old).all()
+        if ids:
+            self.session.execute(delete(RunPerson).where(RunPerson.run_id.in_(ids)))
+            self.session.execute(delete(RunLedger).where(RunLedger.run_id.in_(ids)))
+            self.session.execute(delete(Run).where(Run.id.in_(ids)))
+        return len(ids)

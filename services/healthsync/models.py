@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
@@ -135,6 +137,53 @@ class LedgerSync(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_id: Mapped[str | None] = mapped_column(String(36))
     last_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class LedgerRules(Base):
+    """The ledger's rules (from org.rules_changed); a ledger without a row uses
+    ``shared.health.DEFAULT_RULES``."""
+
+    __tablename__ = "ledger_rules"
+
+    ledger_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_name: Mapped[str] = mapped_column(String(60), default="")
+    max_test_age_hours: Mapped[int | None] = mapped_column(Integer)
+    min_vaccination: Mapped[str | None] = mapped_column(String(16))
+    require_green_code: Mapped[bool] = mapped_column(Boolean)
+    popup_is_abnormal: Mapped[bool] = mapped_column(Boolean)
+
+
+class Alert(Base):
+    """A member became abnormal, or stopped being, in a ledger."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_ledger_at", "ledger_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    membership_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(20))  # became_abnormal | back_to_normal
+    reasons: Mapped[list] = mapped_column(JSONB)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AlertRead(Base):
+    __tablename__ = "alert_reads"
+    __table_args__ = (PrimaryKeyConstraint("alert_id", "person_ref"),)
+
+    alert_id: Mapped[int] = mapped_column(BigInteger)
+    person_ref: Mapped[str] = mapped_column(String(64))
+
+
+class DigestSubscription(Base):
+    """An admin who wants one SMS digest of new alerts per day at most."""
+
+    __tablename__ = "digest_subscriptions"
+    __table_args__ = (PrimaryKeyConstraint("ledger_id", "person_ref"),)
+
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    person_ref: Mapped[str] = mapped_column(String(64))
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class FeedCursor(Base):

@@ -14,11 +14,11 @@ from kombu import Exchange, Queue
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
-from nameko.rpc import rpc
 from nameko.timer import timer
 
+from services.healthsync import alerts, ledger_view
 from services.healthsync.comparison import Comparison
-from services.healthsync.models import Base  # noqa: F401 - registers the outbox tables
+from services.healthsync.models import Base, LedgerRules  # noqa: F401 - Base registers the outbox tables
 from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
@@ -26,6 +26,7 @@ from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.healthkit import HealthKitUnavailable, health_kit
 from shared.outbox import OutboxRelay
+from shared.rpc import Rpc, rpc
 
 log = logging.getLogger(__name__)
 expected = (TuantibuError,)
@@ -46,9 +47,10 @@ class HealthKitProvider(DependencyProvider):
 class HealthsyncService:
     name = "healthsync"
 
-    db = Database(pool_size=12)
+    db = Database(pool_size=8)
     relay = OutboxRelay()
     health_kit = HealthKitProvider()
+    verify = Rpc("verify")
 
     @property
     def comparison(self) -> Comparison:
@@ -124,6 +126,63 @@ class HealthsyncService:
     def my_health(self, membership_id: str, person_ref: str) -> dict:
         return self.comparison.my_health(membership_id, person_ref)
 
+    # -- the ledger view (health side), alerts, reminders ----------------------------
+
+    @rpc(expected_exceptions=expected)
+    def query_members(self, ledger_id: str, person_ref: str, args: dict, everything: bool = False) -> dict:
+        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
+        return ledger_view.query(self.db, ledger_id, ledger_view.parse_filters(args), everything)
+
+    @rpc(expected_exceptions=expected)
+    def ledger_stats(self, ledger_id: str, person_ref: str) -> dict:
+        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
+        return ledger_view.stats(self.db, ledger_id)
+
+    @rpc(expected_exceptions=expected)
+    def abnormal_members(self, ledger_id: str, person_ref: str, member_ids: list | None = None) -> dict:
+        """Who fails which rule now: for reminders."""
+        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
+        found = ledger_view.query(self.db, ledger_id, ledger_view.parse_filters({"abnormal": "true"}), True)
+        items = found["items"]
+        if member_ids is not None:
+            wanted = set(member_ids)
+            items = [i for i in items if i["member_id"] in wanted]
+        rules = ledger_view.load_rules(self.db, ledger_id)
+        return {
+            "members": {i["member_id"]: [r["code"] for r in i["abnormal_reasons"]] for i in items},
+            "rules": rules,
+        }
+
+    @rpc(expected_exceptions=expected)
+    def list_alerts(self, ledger_id: str, person_ref: str) -> dict:
+        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
+        return alerts.list_alerts(self.db, ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def mark_alerts_read(self, ledger_id: str, person_ref: str, alert_ids: list | None = None) -> dict:
+        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
+        return alerts.mark_read(self.db, ledger_id, person_ref, alert_ids)
+
+    @rpc(expected_exceptions=expected)
+    def set_digest(self, ledger_id: str, person_ref: str, enabled) -> dict:
+        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
+        return alerts.set_digest(self.db, ledger_id, person_ref, enabled)
+
+    @timer(interval=settings().digest_check_seconds)
+    def send_digests(self) -> None:
+        for due in alerts.due_digests(self.db):
+            rules = self.db.get(LedgerRules, due["ledger_id"])
+            self.verify.send_notice(
+                due["person_ref"], "alert_digest",
+                {"org_name": rules.org_name if rules else "", "count": str(due["count"])},
+            )
+
+    @timer(interval=3600)
+    def forget_old_runs(self) -> None:
+        forgotten = self.comparison.forget_old_runs(settings().run_history_days)
+        if forgotten:
+            log.info("forgot %d runs older than %d days", forgotten, settings().run_history_days)
+
     # -- projection -----------------------------------------------------------------------
 
     @handles("member.joined")
@@ -143,6 +202,18 @@ class HealthsyncService:
     @handles("org.ledger_activated")
     def on_ledger_activated(self, data: dict, envelope: dict) -> None:
         self.comparison.ledger_activated(data)
+
+    @handles("org.rules_changed")
+    def on_rules_changed(self, data: dict, envelope: dict) -> None:
+        self.comparison.rules_changed(data)
+
+    @handles("org.admin_added")
+    def on_admin_added(self, data: dict, envelope: dict) -> None:
+        self.comparison.admin_added(data)
+
+    @handles("org.admin_removed")
+    def on_admin_removed(self, data: dict, envelope: dict) -> None:
+        self.comparison.admin_removed(data)
 
     @handles("org.ledger_closed")
     def on_ledger_closed(self, data: dict, envelope: dict) -> None:

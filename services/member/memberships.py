@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.member.models import LedgerAdmin, LedgerKey, LedgerView, Membership
+from services.member.models import AccessRecord, LedgerAdmin, LedgerKey, LedgerView, Membership, Reminder
 from shared import join_links
 from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
@@ -81,21 +82,42 @@ def validate_applicant(body: dict) -> dict:
 # -- the ledger projection ------------------------------------------------------------
 
 
+def learn_ledger(session: Session, crypto: Crypto, data: dict) -> None:
+    """Add a ledger to the projection (and make its data key) unless it is there."""
+    session.execute(
+        pg_insert(LedgerView)
+        .values(ledger_id=data["ledger_id"], org_name=data["org_name"], status="active",
+                qr_version=data["qr_version"], member_cap=data["member_cap"])
+        .on_conflict_do_nothing()
+    )
+    _, wrapped = crypto.new_data_key(f"member-ledger:{data['ledger_id']}")
+    session.execute(
+        pg_insert(LedgerKey).values(ledger_id=data["ledger_id"], wrapped_key=wrapped).on_conflict_do_nothing()
+    )
+
+
 def ledger_activated(session: Session, crypto: Crypto, data: dict) -> None:
-    ledger = session.get(LedgerView, data["ledger_id"])
-    if ledger is None:
-        session.add(
-            LedgerView(
-                ledger_id=data["ledger_id"],
-                org_name=data["org_name"],
-                status="active",
-                qr_version=data["qr_version"],
-                member_cap=data["member_cap"],
-            )
+    learn_ledger(session, crypto, data)
+    admin_added(
+        session,
+        {"ledger_id": data["ledger_id"], "person_ref": data["owner_ref"], "role": "owner",
+         "masked_name": data.get("owner_name") or ""},
+    )
+
+
+def admin_added(session: Session, data: dict) -> None:
+    session.merge(
+        LedgerAdmin(
+            ledger_id=data["ledger_id"], person_ref=data["person_ref"], role=data["role"],
+            masked_name=data.get("masked_name") or "",
         )
-        _, wrapped = crypto.new_data_key(f"member-ledger:{data['ledger_id']}")
-        session.add(LedgerKey(ledger_id=data["ledger_id"], wrapped_key=wrapped))
-    session.merge(LedgerAdmin(ledger_id=data["ledger_id"], person_ref=data["owner_ref"], role="owner"))
+    )
+
+
+def admin_removed(session: Session, data: dict) -> None:
+    session.execute(
+        delete(LedgerAdmin).where(LedgerAdmin.ledger_id == data["ledger_id"], LedgerAdmin.person_ref == data["person_ref"])
+    )
 
 
 def qr_rotated(session: Session, data: dict) -> None:
@@ -129,9 +151,19 @@ def _cipher(session: Session, crypto: Crypto, ledger_id: str):
 # -- joining -------------------------------------------------------------------------
 
 
-def request_join(session: Session, crypto: Crypto, qr_key: bytes, token: str, body: dict, client: str = "") -> dict:
-    """A pending membership and ``member.join_requested``, in one transaction."""
+def request_join(
+    session: Session, crypto: Crypto, qr_key: bytes, token: str, body: dict, client: str = "", ask_org=None
+) -> dict:
+    """A pending membership and ``member.join_requested``, in one transaction.
+
+    ``ask_org(token)`` answers for a genuine token whose ledger the projection has not
+    heard of yet (activated a moment ago)."""
     found = join_links.read_token(qr_key, token)
+    if found and ask_org is not None and session.get(LedgerView, found[0]) is None:
+        info = ask_org(token)
+        if info["status"] == "active":
+            learn_ledger(session, crypto, info)
+            session.flush()
     ledger = session.get(LedgerView, found[0], with_for_update=True) if found else None
     if ledger is None or ledger.qr_version != found[1]:
         raise NotFound("This join link is not valid.")
@@ -286,13 +318,27 @@ def leave(session: Session, membership_id: str, person_ref: str) -> dict:
 
 
 def require_admin(session: Session, ledger_id: str, person_ref: str) -> LedgerView:
+    return _admin(session, ledger_id, person_ref)[0]
+
+
+def _admin(session: Session, ledger_id: str, person_ref: str) -> tuple[LedgerView, LedgerAdmin]:
     ledger = session.get(LedgerView, _uuid(ledger_id, "ledger"))
     if ledger is None:
         raise NotFound("No such ledger.")
     admin = session.get(LedgerAdmin, (ledger.ledger_id, person_ref))
     if admin is None:
         raise Forbidden("Only this ledger's admins can see or change its members.")
-    return ledger
+    return ledger, admin
+
+
+def record_access(session: Session, admin: LedgerAdmin, view: str, filters: dict | None) -> None:
+    """Every view or export of member data is recorded, in the transaction that serves it."""
+    session.add(
+        AccessRecord(
+            ledger_id=admin.ledger_id, person_ref=admin.person_ref, admin_name=admin.masked_name or "",
+            role=admin.role, view=view[:40], filters=filters or {},
+        )
+    )
 
 
 def remove_member(session: Session, ledger_id: str, membership_id: str, person_ref: str, reason) -> dict:
@@ -337,10 +383,12 @@ STATUS_FILTERS = {"active": ("active",), "left": ("left", "removed"), "all": ("a
 
 
 def list_members(
-    session: Session, crypto: Crypto, ledger_id: str, person_ref: str, page=1, page_size=50, status="active"
+    session: Session, crypto: Crypto, ledger_id: str, person_ref: str, page=1, page_size=50, status="active",
+    order: str = "desc",
 ) -> dict:
     """A page of members: name in full, ID and phone masked. Nothing unmasked leaves."""
-    ledger = require_admin(session, ledger_id, person_ref)
+    ledger, admin = _admin(session, ledger_id, person_ref)
+    record_access(session, admin, "members", {"status": status or "active", "page": page})
     page, page_size = _page_args(page, page_size)
     statuses = STATUS_FILTERS.get(status or "active")
     if statuses is None:
@@ -350,7 +398,11 @@ def list_members(
     rows = session.scalars(
         select(Membership)
         .where(*where)
-        .order_by(func.coalesce(Membership.left_at, Membership.joined_at).desc(), Membership.id)
+        .order_by(
+            func.coalesce(Membership.left_at, Membership.joined_at).asc()
+            if order == "asc" else func.coalesce(Membership.left_at, Membership.joined_at).desc(),
+            Membership.id,
+        )
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
@@ -391,3 +443,119 @@ def my_memberships(session: Session, person_ref: str) -> list[dict]:
         }
         for m, ledger in rows
     ]
+
+
+# -- the composed ledger view (with healthsync's filters) ---------------------------------
+
+
+def member_details(
+    session: Session, crypto: Crypto, ledger_id: str, person_ref: str, ids: list[str], view: str, filters: dict
+) -> dict:
+    """Masked details of these members (a page chosen by healthsync's filters)."""
+    ledger, admin = _admin(session, ledger_id, person_ref)
+    record_access(session, admin, view, filters)
+    cipher = _cipher(session, crypto, ledger.ledger_id)
+    if cipher is None or not ids:
+        return {}
+    rows = session.scalars(
+        select(Membership).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
+    ).all()
+    return {m.id: member_view(cipher, m) for m in rows}
+
+
+def search_members(
+    session: Session, crypto: Crypto, ledger_id: str, person_ref: str, ids: list[str], q: str | None,
+    sort_by_name: bool, order: str, page: int, page_size: int, view: str, filters: dict,
+) -> dict:
+    """Filter healthsync's matches by name and/or sort them by name, then page: only
+    this service can read names."""
+    ledger, admin = _admin(session, ledger_id, person_ref)
+    record_access(session, admin, view, filters)
+    cipher = _cipher(session, crypto, ledger.ledger_id)
+    if cipher is None or not ids:
+        return {"items": [], "total": 0}
+    rows = session.scalars(
+        select(Membership).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
+    ).all()
+    views = {m.id: member_view(cipher, m) for m in rows}
+    ordered = [views[i] for i in ids if i in views]
+    if q:
+        needle = q.casefold()
+        ordered = [v for v in ordered if needle in v["name"].casefold()]
+    if sort_by_name:
+        ordered.sort(key=lambda v: (v["name"], v["member_id"]), reverse=order == "desc")
+    start = (page - 1) * page_size
+    return {"items": ordered[start : start + page_size], "total": len(ordered)}
+
+
+# -- accountability -----------------------------------------------------------------------
+
+
+def access_log(session: Session, ledger_id: str, person_ref: str, limit: int = 200) -> dict:
+    ledger, admin = _admin(session, ledger_id, person_ref)
+    if admin.role != "owner":
+        raise Forbidden("Only the ledger's owner can read its access log.")
+    rows = session.scalars(
+        select(AccessRecord).where(AccessRecord.ledger_id == ledger.ledger_id)
+        .order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)
+    ).all()
+    return {"items": [_access_view(r, with_filters=True) for r in rows]}
+
+
+def _access_view(r: AccessRecord, with_filters: bool) -> dict:
+    item = {"admin_name": r.admin_name, "role": r.role, "at": r.at.isoformat(), "view": r.view}
+    if with_filters:
+        item["filters"] = r.filters
+    return item
+
+
+def views_of_my_ledger(session: Session, membership_id: str, person_ref: str, limit: int = 100) -> dict:
+    """Who viewed the ledger's member data since this member joined (admins masked)."""
+    m = session.get(Membership, _uuid(membership_id, "membership"))
+    if m is None or m.person_ref != person_ref or m.status not in ("active", "closed"):
+        raise NotFound("No such membership.")
+    rows = session.scalars(
+        select(AccessRecord)
+        .where(AccessRecord.ledger_id == m.ledger_id, AccessRecord.at >= m.joined_at)
+        .order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)
+    ).all()
+    return {"items": [_access_view(r, with_filters=False) for r in rows]}
+
+
+# -- reminders ----------------------------------------------------------------------------
+
+
+def send_reminders(
+    session: Session, crypto: Crypto, sms, ledger_id: str, person_ref: str, abnormal: dict[str, list[str]],
+    rule_text: str,
+) -> dict:
+    """An SMS (fixed template naming the org and the failed rule) to each abnormal
+    member, at most one per member per day; every one recorded."""
+    from shared.health import HEALTH_KIT_TZ, REASON_LABELS
+
+    ledger, admin = _admin(session, ledger_id, person_ref)
+    cipher = _cipher(session, crypto, ledger.ledger_id)
+    today = datetime.now(HEALTH_KIT_TZ).date()
+    already = set(
+        session.scalars(
+            select(Reminder.membership_id).where(Reminder.ledger_id == ledger.ledger_id, Reminder.sent_on == today)
+        )
+    )
+    members = session.scalars(
+        select(Membership).where(
+            Membership.ledger_id == ledger.ledger_id, Membership.status == "active", Membership.id.in_(list(abnormal))
+        )
+    ).all()
+    sent, skipped = [], []
+    for m in members:
+        if m.id in already:
+            skipped.append(m.id)
+            continue
+        failed = "、".join(REASON_LABELS.get(r, r) for r in abnormal[m.id]) or rule_text
+        session.add(Reminder(ledger_id=ledger.ledger_id, membership_id=m.id, sent_on=today,
+                             sent_by=person_ref, rule=failed[:120]))
+        session.flush()
+        sms.send(cipher.decrypt_text(m.phone_enc), "health_reminder", {"org_name": ledger.org_name, "rule": failed})
+        sent.append(m.id)
+    record_access(session, admin, "reminders", {"sent": len(sent)})
+    return {"sent": len(sent), "skipped_already_today": len(skipped), "sent_to": sent}

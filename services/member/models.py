@@ -4,9 +4,23 @@ their admins (fed by org's events) so joining and authorisation need no RPC to o
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, func, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
@@ -41,6 +55,7 @@ class LedgerAdmin(Base):
     ledger_id: Mapped[str] = mapped_column(String(36))
     person_ref: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
+    masked_name: Mapped[str] = mapped_column(String(40), default="", server_default="")
 
 
 class LedgerKey(Base):
@@ -86,3 +101,34 @@ class Membership(Base):
     joined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     left_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class AccessRecord(Base):
+    """Who viewed or exported a ledger's member data, when, and which view or filter."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (Index("ix_access_ledger_at", "ledger_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ledger_id: Mapped[str] = mapped_column(String(36))
+    person_ref: Mapped[str] = mapped_column(String(64))
+    admin_name: Mapped[str] = mapped_column(String(40))  # masked, as the ledger shows it
+    role: Mapped[str] = mapped_column(String(16))
+    view: Mapped[str] = mapped_column(String(40))
+    filters: Mapped[dict] = mapped_column(JSONB)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Reminder(Base):
+    """An SMS reminder sent to a member (at most one per member per day)."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("membership_id", "sent_on"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ledger_id: Mapped[str] = mapped_column(String(36), index=True)
+    membership_id: Mapped[str] = mapped_column(String(36))
+    sent_on: Mapped[date] = mapped_column(Date)
+    sent_by: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

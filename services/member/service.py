@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import rpc
+from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
 from services.member import memberships
@@ -16,9 +16,21 @@ from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.outbox import OutboxRelay
+from shared.rpc import Rpc, rpc
+from shared.sms import sms_sender
 
 log = logging.getLogger(__name__)
 expected = (TuantibuError,)
+
+
+class SmsProvider(DependencyProvider):
+    """The SMS channel (reminders to members), chosen by config."""
+
+    def setup(self) -> None:
+        self.sender = sms_sender(settings())
+
+    def get_dependency(self, worker_ctx):
+        return self.sender
 
 
 class MemberService:
@@ -26,13 +38,17 @@ class MemberService:
 
     db = Database()
     relay = OutboxRelay()
+    sms = SmsProvider()
+    org = Rpc("org")
 
     # -- joining ---------------------------------------------------------------------
 
     @rpc(expected_exceptions=expected)
     def request_join(self, token: str, sealed_body: str, client: str = "") -> dict:
         body = crypto().unseal("member", sealed_body)
-        return memberships.request_join(self.db, crypto(), settings().qr_signing_key, token, body, client)
+        return memberships.request_join(
+            self.db, crypto(), settings().qr_signing_key, token, body, client, ask_org=self.org.ledger_for_join
+        )
 
     @handles("verify.identity_verified")
     def on_identity_verified(self, data: dict, envelope: dict) -> None:
@@ -65,18 +81,55 @@ class MemberService:
     # -- admins ------------------------------------------------------------------------
 
     @rpc(expected_exceptions=expected)
-    def list_members(self, ledger_id: str, person_ref: str, page=1, page_size=50, status="active") -> dict:
-        return memberships.list_members(self.db, crypto(), ledger_id, person_ref, page, page_size, status)
+    def list_members(
+        self, ledger_id: str, person_ref: str, page=1, page_size=50, status="active", order="desc"
+    ) -> dict:
+        return memberships.list_members(self.db, crypto(), ledger_id, person_ref, page, page_size, status, order)
 
     @rpc(expected_exceptions=expected)
     def remove_member(self, ledger_id: str, membership_id: str, person_ref: str, reason) -> dict:
         return memberships.remove_member(self.db, ledger_id, membership_id, person_ref, reason)
+
+    @rpc(expected_exceptions=expected)
+    def member_details(self, ledger_id: str, person_ref: str, ids: list, view: str, filters: dict) -> dict:
+        return memberships.member_details(self.db, crypto(), ledger_id, person_ref, ids, view, filters)
+
+    @rpc(expected_exceptions=expected)
+    def search_members(
+        self, ledger_id: str, person_ref: str, ids: list, q, sort_by_name: bool, order: str, page: int,
+        page_size: int, view: str, filters: dict,
+    ) -> dict:
+        return memberships.search_members(
+            self.db, crypto(), ledger_id, person_ref, ids, q, sort_by_name, order, page, page_size, view, filters
+        )
+
+    @rpc(expected_exceptions=expected)
+    def access_log(self, ledger_id: str, person_ref: str) -> dict:
+        return memberships.access_log(self.db, ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def views_of_my_ledger(self, membership_id: str, person_ref: str) -> dict:
+        return memberships.views_of_my_ledger(self.db, membership_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def send_reminders(self, ledger_id: str, person_ref: str, abnormal: dict, rule_text: str) -> dict:
+        return memberships.send_reminders(
+            self.db, crypto(), self.sms, ledger_id, person_ref, abnormal, rule_text
+        )
 
     # -- the ledger projection --------------------------------------------------------
 
     @handles("org.ledger_activated")
     def on_ledger_activated(self, data: dict, envelope: dict) -> None:
         memberships.ledger_activated(self.db, crypto(), data)
+
+    @handles("org.admin_added")
+    def on_admin_added(self, data: dict, envelope: dict) -> None:
+        memberships.admin_added(self.db, data)
+
+    @handles("org.admin_removed")
+    def on_admin_removed(self, data: dict, envelope: dict) -> None:
+        memberships.admin_removed(self.db, data)
 
     @handles("org.qr_rotated")
     def on_qr_rotated(self, data: dict, envelope: dict) -> None:

@@ -4,7 +4,7 @@ SQLAlchemy session, no framework."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from services.org.models import Admin, Ledger, LedgerKey
 from shared import join_links
 from shared.crypto import Crypto
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, rule_labels, validate_rules
 from shared.masking import mask_id_number, mask_name, mask_phone
 from shared.outbox import add_event
 from shared.validation import (
@@ -34,6 +35,18 @@ def _id_type(value):
     return value
 
 
+def _ends_on(value):
+    if value in (None, ""):
+        return None
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        raise FieldError("bad_format", "must be a date like 2026-12-31") from None
+    if day < datetime.now(HEALTH_KIT_TZ).date():
+        raise FieldError("in_the_past", "must be today or later")
+    return day
+
+
 def validate_application(application: dict) -> dict:
     """Check every field of a ledger application; InvalidInput names each bad one."""
     application = application if isinstance(application, dict) else {}
@@ -47,6 +60,22 @@ def validate_application(application: dict) -> dict:
             "admin_id_type": _id_type,
             "admin_id_number": lambda v: validate_id_number(id_type, v),
             "admin_phone": validate_phone,
+            "ends_on": _ends_on,
+        },
+    )
+
+
+def validate_person(body: dict) -> dict:
+    """A co-admin to invite: name, document and phone."""
+    body = body if isinstance(body, dict) else {}
+    id_type = body.get("id_type") or "resident_id"
+    return validate_fields(
+        body,
+        {
+            "name": validate_name,
+            "id_type": _id_type,
+            "id_number": lambda v: validate_id_number(id_type, v),
+            "phone": validate_phone,
         },
     )
 
@@ -76,6 +105,8 @@ def register_ledger(
             qr_version=1,
             member_cap=member_cap,
             owner_challenge_id=challenge_id,
+            ends_on=a.get("ends_on"),
+            **DEFAULT_RULES,
         )
     )
     session.flush()
@@ -117,7 +148,7 @@ def register_ledger(
     }
 
 
-def activate_ledger(session: Session, ledger_id: str, challenge_id: str, person_ref: str) -> bool:
+def activate_ledger(session: Session, crypto: Crypto, ledger_id: str, challenge_id: str, person_ref: str) -> bool:
     """The owner passed verification: the ledger and its owner become active."""
     ledger = session.get(Ledger, ledger_id, with_for_update=True)
     if ledger is None or ledger.status != "pending" or ledger.owner_challenge_id != challenge_id:
@@ -131,6 +162,7 @@ def activate_ledger(session: Session, ledger_id: str, challenge_id: str, person_
     ledger.status = "active"
     ledger.activated_at = now
     owner.status = "active"
+    cipher = _ledger_cipher(session, crypto, ledger_id)
     add_event(
         session,
         "org.ledger_activated",
@@ -140,6 +172,8 @@ def activate_ledger(session: Session, ledger_id: str, challenge_id: str, person_
             "org_name": ledger.org_name,
             "qr_version": ledger.qr_version,
             "member_cap": ledger.member_cap,
+            "owner_name": mask_name(cipher.decrypt_text(owner.name_enc)),
+            "rules": rules_of(ledger),
         },
         ledger_id,
     )
@@ -205,6 +239,10 @@ def ledger_view(session: Session, crypto: Crypto, ledger: Ledger, role: str | No
         "created_at": ledger.created_at.isoformat() if ledger.created_at else None,
         "activated_at": ledger.activated_at.isoformat() if ledger.activated_at else None,
         "qr_version": ledger.qr_version,
+        "ends_on": ledger.ends_on.isoformat() if ledger.ends_on else None,
+        "closed_at": ledger.closed_at.isoformat() if ledger.closed_at else None,
+        "rules": rules_of(ledger),
+        "rule_labels": rule_labels(rules_of(ledger)),
         "my_role": role,
         "admins": [_admin_view(cipher, a) for a in admins] if cipher else [],
     }
@@ -250,6 +288,17 @@ def join_info(session: Session, crypto: Crypto, qr_key: bytes, token: str) -> di
     }
 
 
+def ledger_for_join(session: Session, qr_key: bytes, token: str) -> dict:
+    """What member needs to accept joins, for a genuine current token (its projection
+    may not have heard of a ledger activated a moment ago)."""
+    found = join_links.read_token(qr_key, token)
+    ledger = session.get(Ledger, found[0]) if found else None
+    if ledger is None or ledger.qr_version != found[1] or ledger.status not in ("active", "closed"):
+        raise NotFound("This join link is not valid.")
+    return {"ledger_id": ledger.id, "org_name": ledger.org_name, "status": ledger.status,
+            "qr_version": ledger.qr_version, "member_cap": ledger.member_cap}
+
+
 def my_ledgers(session: Session, person_ref: str) -> list[dict]:
     rows = session.execute(
         select(Ledger, Admin.role)
@@ -289,18 +338,190 @@ def await_close_confirmation(session: Session, ledger_id: str, challenge_id: str
 
 
 def close_ledger(session: Session, ledger_id: str, challenge_id: str, person_ref: str) -> bool:
-    """The owner re-confirmed by SMS: the ledger closes and its data key is destroyed,
-    so the admins' stored personal data becomes unreadable; every service drops what it
-    holds for the ledger on ``org.ledger_closed``."""
+    """The owner re-confirmed by SMS: the ledger closes."""
     ledger = session.get(Ledger, ledger_id, with_for_update=True)
     if ledger is None or ledger.status != "active" or ledger.close_challenge_id != challenge_id:
         return False
     owner = session.scalars(select(Admin).where(Admin.ledger_id == ledger_id, Admin.role == "owner")).first()
     if owner is None or owner.person_ref != person_ref:
         return False
+    _close(session, ledger)
+    return True
+
+
+def close_ended_ledgers(session: Session) -> int:
+    """Time-limited ledgers close themselves after their last day, the same way."""
+    today = datetime.now(HEALTH_KIT_TZ).date()
+    ended = session.scalars(
+        select(Ledger).where(Ledger.status == "active", Ledger.ends_on < today).with_for_update(skip_locked=True)
+    ).all()
+    for ledger in ended:
+        _close(session, ledger)
+    return len(ended)
+
+
+def _close(session: Session, ledger: Ledger) -> None:
+    """Joins stop and the ledger's data key is destroyed, so the admins' stored personal
+    data becomes unreadable; every service drops what it holds for the ledger on
+    ``org.ledger_closed``."""
+    ledger_id = ledger.id
     ledger.status = "closed"
     ledger.closed_at = datetime.now(timezone.utc)
     ledger.close_challenge_id = None
+    ledger.transfer_challenge_id = None
     session.execute(delete(LedgerKey).where(LedgerKey.ledger_id == ledger_id))
     add_event(session, "org.ledger_closed", {"ledger_id": ledger_id}, ledger_id)
+
+
+# -- rules ------------------------------------------------------------------------------
+
+
+def rules_of(ledger: Ledger) -> dict:
+    return {key: getattr(ledger, key) for key in DEFAULT_RULES}
+
+
+def set_rules(session: Session, ledger_id: str, person_ref: str, body: dict) -> dict:
+    """Only the owner sets the rules; healthsync re-evaluates the ledger from the event."""
+    ledger = require_owner(session, ledger_id, person_ref)
+    if ledger.status != "active":
+        raise Conflict("The ledger is closed.")
+    rules = validate_rules({**rules_of(ledger), **(body if isinstance(body, dict) else {})})
+    for key, value in rules.items():
+        setattr(ledger, key, value)
+    add_event(session, "org.rules_changed", {"ledger_id": ledger.id, "rules": rules}, ledger.id)
+    return {"rules": rules, "rule_labels": rule_labels(rules)}
+
+
+def get_rules(session: Session, ledger_id: str, person_ref: str) -> dict:
+    ledger, _ = require_admin(session, ledger_id, person_ref)
+    return {"rules": rules_of(ledger), "rule_labels": rule_labels(rules_of(ledger))}
+
+
+# -- co-admins and ownership --------------------------------------------------------------
+
+MAX_CO_ADMINS = 5
+
+
+def list_admins(session: Session, crypto: Crypto, ledger_id: str, person_ref: str) -> dict:
+    ledger, _ = require_admin(session, ledger_id, person_ref)
+    cipher = _ledger_cipher(session, crypto, ledger.id)
+    admins = session.scalars(select(Admin).where(Admin.ledger_id == ledger.id).order_by(Admin.added_at)).all()
+    return {"items": [_admin_view(cipher, a) for a in admins] if cipher else []}
+
+
+def invite_admin(session: Session, crypto: Crypto, ledger_id: str, person_ref: str, body: dict, client: str = "") -> dict:
+    """The owner names a co-admin, who must pass the same verification (Health Kit
+    match + SMS code to their own phone) before becoming admin."""
+    ledger = require_owner(session, ledger_id, person_ref)
+    if ledger.status != "active":
+        raise Conflict("The ledger is closed.")
+    p = validate_person(body)
+    invitee_ref = crypto.person_ref(p["id_type"], p["id_number"])
+    admins = session.scalars(select(Admin).where(Admin.ledger_id == ledger.id).with_for_update()).all()
+    existing = next((a for a in admins if a.person_ref == invitee_ref), None)
+    if existing is not None and existing.status == "active":
+        raise Conflict("This person is already an admin of this ledger.", details={"reason": "already_admin"})
+    if existing is not None:
+        session.delete(existing)  # an unfinished invitation: this one replaces it
+        session.flush()
+    elif sum(1 for a in admins if a.role == "co_admin") >= MAX_CO_ADMINS:
+        raise Conflict(f"A ledger has at most {MAX_CO_ADMINS} co-admins.", details={"reason": "too_many_admins"})
+    cipher = _ledger_cipher(session, crypto, ledger.id)
+    admin_id, challenge_id = str(uuid.uuid4()), str(uuid.uuid4())
+    session.add(
+        Admin(
+            id=admin_id, ledger_id=ledger.id, person_ref=invitee_ref, role="co_admin", status="pending",
+            challenge_id=challenge_id, id_type=p["id_type"], phone_index=crypto.phone_index(p["phone"]),
+            name_enc=cipher.encrypt_text(p["name"]), id_number_enc=cipher.encrypt_text(p["id_number"]),
+            phone_enc=cipher.encrypt_text(p["phone"]),
+        )
+    )
+    applicant = crypto.seal("verify", {k: p[k] for k in ("name", "id_type", "id_number", "phone")})
+    add_event(
+        session, "org.admin_invited",
+        {"ledger_id": ledger.id, "admin_id": admin_id, "challenge_id": challenge_id, "applicant": applicant,
+         "client": client},
+        ledger.id,
+    )
+    return {"admin_id": admin_id, "challenge_id": challenge_id, "masked_phone": mask_phone(p["phone"]),
+            "status": "pending"}
+
+
+def activate_admin(session: Session, crypto: Crypto, admin_id: str, challenge_id: str, person_ref: str) -> bool:
+    admin = session.get(Admin, admin_id, with_for_update=True)
+    if admin is None or admin.status != "pending" or admin.challenge_id != challenge_id or admin.person_ref != person_ref:
+        return False
+    ledger = session.get(Ledger, admin.ledger_id)
+    cipher = _ledger_cipher(session, crypto, admin.ledger_id)
+    if ledger is None or ledger.status != "active" or cipher is None:
+        return False
+    admin.status = "active"
+    admin.challenge_id = None
+    add_event(
+        session, "org.admin_added",
+        {"ledger_id": admin.ledger_id, "person_ref": admin.person_ref, "role": admin.role, "admin_id": admin.id,
+         "masked_name": mask_name(cipher.decrypt_text(admin.name_enc))},
+        admin.ledger_id,
+    )
+    return True
+
+
+def discard_pending_admin(session: Session, admin_id: str, challenge_id: str) -> bool:
+    result = session.execute(
+        delete(Admin).where(Admin.id == admin_id, Admin.status == "pending", Admin.challenge_id == challenge_id)
+    )
+    return result.rowcount > 0
+
+
+def remove_admin(session: Session, ledger_id: str, person_ref: str, admin_id: str) -> dict:
+    ledger = require_owner(session, ledger_id, person_ref)
+    admin = session.get(Admin, _valid_uuid(admin_id), with_for_update=True)
+    if admin is None or admin.ledger_id != ledger.id:
+        raise NotFound("No such admin.")
+    if admin.role == "owner":
+        raise Conflict("The owner cannot be removed; hand ownership to a co-admin first.")
+    was_active = admin.status == "active"
+    session.delete(admin)
+    if was_active:
+        add_event(session, "org.admin_removed", {"ledger_id": ledger.id, "person_ref": admin.person_ref}, ledger.id)
+    return {"admin_id": admin_id, "removed": True}
+
+
+def check_transfer(session: Session, ledger_id: str, person_ref: str, admin_id) -> tuple[Ledger, Admin]:
+    ledger = require_owner(session, ledger_id, person_ref)
+    if ledger.status != "active":
+        raise Conflict("The ledger is closed.")
+    if not admin_id:
+        raise InvalidInput.from_fields({"admin_id": "name the co-admin who becomes owner"})
+    target = session.get(Admin, _valid_uuid(admin_id))
+    if target is None or target.ledger_id != ledger.id or target.role != "co_admin" or target.status != "active":
+        raise NotFound("No such co-admin.")
+    return ledger, target
+
+
+def await_transfer_confirmation(session: Session, ledger_id: str, admin_id: str, challenge_id: str) -> None:
+    ledger = session.get(Ledger, ledger_id, with_for_update=True)
+    ledger.transfer_challenge_id = challenge_id
+    ledger.transfer_to_admin_id = admin_id
+
+
+def transfer_ownership(session: Session, crypto: Crypto, ledger_id: str, challenge_id: str, person_ref: str) -> bool:
+    """The owner re-confirmed by SMS: the co-admin becomes owner, the owner co-admin."""
+    ledger = session.get(Ledger, ledger_id, with_for_update=True)
+    if ledger is None or ledger.status != "active" or ledger.transfer_challenge_id != challenge_id:
+        return False
+    owner = session.scalars(select(Admin).where(Admin.ledger_id == ledger_id, Admin.role == "owner")).first()
+    target = session.get(Admin, ledger.transfer_to_admin_id)
+    if owner is None or owner.person_ref != person_ref or target is None or target.status != "active":
+        return False
+    cipher = _ledger_cipher(session, crypto, ledger_id)
+    owner.role, target.role = "co_admin", "owner"
+    ledger.transfer_challenge_id = ledger.transfer_to_admin_id = None
+    for admin in (owner, target):
+        add_event(
+            session, "org.admin_added",
+            {"ledger_id": ledger_id, "person_ref": admin.person_ref, "role": admin.role, "admin_id": admin.id,
+             "masked_name": mask_name(cipher.decrypt_text(admin.name_enc))},
+            ledger_id,
+        )
     return True

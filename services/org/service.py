@@ -3,7 +3,9 @@ and delegate to :mod:`services.org.ledgers`."""
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
+import logging
+
+from nameko.timer import timer
 
 from services.org import ledgers
 from services.org.models import Base  # noqa: F401 - registers the outbox tables
@@ -13,8 +15,9 @@ from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.outbox import OutboxRelay
-from shared.rpc import Rpc
+from shared.rpc import Rpc, rpc
 
+log = logging.getLogger(__name__)
 expected = (TuantibuError,)
 
 
@@ -47,6 +50,10 @@ class OrgService:
         return ledgers.join_info(self.db, crypto(), settings().qr_signing_key, token)
 
     @rpc(expected_exceptions=expected)
+    def ledger_for_join(self, token: str) -> dict:
+        return ledgers.ledger_for_join(self.db, settings().qr_signing_key, token)
+
+    @rpc(expected_exceptions=expected)
     def my_ledgers(self, person_ref: str) -> list:
         return ledgers.my_ledgers(self.db, person_ref)
 
@@ -58,17 +65,60 @@ class OrgService:
         ledgers.await_close_confirmation(self.db, ledger.id, challenge["challenge_id"])
         return challenge
 
+    @rpc(expected_exceptions=expected)
+    def get_rules(self, ledger_id: str, person_ref: str) -> dict:
+        return ledgers.get_rules(self.db, ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def set_rules(self, ledger_id: str, person_ref: str, body: dict) -> dict:
+        return ledgers.set_rules(self.db, ledger_id, person_ref, body)
+
+    @rpc(expected_exceptions=expected)
+    def list_admins(self, ledger_id: str, person_ref: str) -> dict:
+        return ledgers.list_admins(self.db, crypto(), ledger_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
+    def invite_admin(self, ledger_id: str, person_ref: str, sealed_body: str, client: str = "") -> dict:
+        body = crypto().unseal("org", sealed_body)
+        return ledgers.invite_admin(self.db, crypto(), ledger_id, person_ref, body, client)
+
+    @rpc(expected_exceptions=expected)
+    def remove_admin(self, ledger_id: str, person_ref: str, admin_id: str) -> dict:
+        return ledgers.remove_admin(self.db, ledger_id, person_ref, admin_id)
+
+    @rpc(expected_exceptions=expected)
+    def request_transfer(self, ledger_id: str, person_ref: str, admin_id, client: str = "") -> dict:
+        """Ownership moves only after the owner re-confirms with an SMS code."""
+        ledger, target = ledgers.check_transfer(self.db, ledger_id, person_ref, admin_id)
+        challenge = self.verify.start_reconfirm(person_ref, ledger.id, client)
+        ledgers.await_transfer_confirmation(self.db, ledger.id, target.id, challenge["challenge_id"])
+        return challenge
+
+    @timer(interval=60)
+    def close_ended_ledgers(self) -> None:
+        closed = ledgers.close_ended_ledgers(self.db)
+        if closed:
+            log.info("closed %d ledgers past their end date", closed)
+
     @handles("verify.identity_verified")
     def on_identity_verified(self, data: dict, envelope: dict) -> None:
-        if data["purpose"] == "ledger_registration":
-            ledgers.activate_ledger(self.db, data["subject_id"], data["challenge_id"], data["person_ref"])
-        elif data["purpose"] == "reconfirm":
-            ledgers.close_ledger(self.db, data["subject_id"], data["challenge_id"], data["person_ref"])
+        purpose, subject, challenge, person = data["purpose"], data["subject_id"], data["challenge_id"], data["person_ref"]
+        if purpose == "ledger_registration":
+            ledgers.activate_ledger(self.db, crypto(), subject, challenge, person)
+        elif purpose == "admin_invite":
+            ledgers.activate_admin(self.db, crypto(), subject, challenge, person)
+        elif purpose == "reconfirm":
+            # a re-confirmation is for whichever destructive act is waiting on it
+            ledgers.close_ledger(self.db, subject, challenge, person) or ledgers.transfer_ownership(
+                self.db, crypto(), subject, challenge, person
+            )
 
     @handles("verify.identity_rejected")
     def on_identity_rejected(self, data: dict, envelope: dict) -> None:
         if data["purpose"] == "ledger_registration":
             ledgers.discard_pending_ledger(self.db, data["subject_id"], data["challenge_id"])
+        elif data["purpose"] == "admin_invite":
+            ledgers.discard_pending_admin(self.db, data["subject_id"], data["challenge_id"])
 
     @rpc
     def ping(self) -> dict:

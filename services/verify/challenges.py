@@ -40,6 +40,7 @@ from shared.validation import validate_code, validate_fields, validate_phone
 
 PURPOSE_LABELS = {
     "ledger_registration": "创建团体簿",
+    "admin_invite": "成为团体簿管理员",
     "join": "加入团体簿",
     "login": "登录",
     "reconfirm": "确认操作",
@@ -180,6 +181,14 @@ class Challenges:
         self._send_code(challenge, phone)
         self._announce_sent(challenge)
         return self.describe(challenge)
+
+    def send_notice(self, person_ref: str, template: str, params: dict) -> dict:
+        identity = self.session.get(Identity, person_ref)
+        if identity is None:
+            raise NotFound("No verified phone is on record for this person.")
+        phone = self.crypto.master.decrypt_text(identity.phone_enc, aad=person_ref.encode())
+        self.sms.send(phone, template, params)
+        return {"sent": True}
 
     def expire_unconfirmed(self, batch: int = 500) -> int:
         """Challenges whose code expired (plus a grace period) without being confirmed

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.verify.challenges import Challenges
@@ -18,6 +17,7 @@ from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.healthkit import health_kit
 from shared.outbox import OutboxRelay
+from shared.rpc import rpc
 from shared.sms import sms_sender
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,18 @@ class VerifyService:
         self.challenges.start_identity(
             data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", "")
         )
+
+    @handles("org.admin_invited")
+    def on_admin_invited(self, data: dict, envelope: dict) -> None:
+        applicant = crypto().unseal("verify", data["applicant"])
+        self.challenges.start_identity(
+            data["challenge_id"], "admin_invite", data["admin_id"], applicant, data.get("client", "")
+        )
+
+    @rpc(expected_exceptions=expected)
+    def send_notice(self, person_ref: str, template: str, params: dict) -> dict:
+        """An SMS to someone who verified their phone here (e.g. an admin's digest)."""
+        return self.challenges.send_notice(person_ref, template, params)
 
     @timer(interval=settings().sweep_interval_seconds)
     def expire_unconfirmed(self) -> None:

@@ -21,7 +21,7 @@ def _engine():
 
     from .simulator import make_store_engine
 
-    return make_store_engine(settings().database_url)
+    return make_store_engine(settings().database_url, pool_size=2)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

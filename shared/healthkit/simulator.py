@@ -649,7 +649,7 @@ def serve(settings: "Settings | None" = None) -> None:
     from .seed import seed_if_empty
 
     s = settings or load()
-    engine = make_store_engine(s.database_url)
+    engine = make_store_engine(s.database_url, pool_size=5)
     ensure_schema(engine)
     if s.demo_residents > 0:
         added = seed_if_empty(engine, s.demo_residents)

@@ -37,6 +37,8 @@ TEMPLATES: dict[str, str] = {
     ),
     "test_reminder": "【团体簿】{org_name}提醒您：请按要求及时进行核酸检测。",
     "left_ledger": "【团体簿】您已退出{org_name}的团体簿，您在其中的信息已删除。",
+    "health_reminder": "【团体簿】{org_name}提醒您：您当前未满足防疫要求（{rule}），请及时处理。",
+    "alert_digest": "【团体簿】您管理的团体簿{org_name}今日有 {count} 条成员状态变化提醒，请登录查看。",
 }
 
 

@@ -1,0 +1,145 @@
+"""Virtual users and the figures they record.
+
+A phase runs ``users`` threads, each with its own ``requests.Session``, looping a
+scenario until the phase ends. The first ``warmup`` seconds are run but not recorded.
+Every step records its latency when it succeeds and an error key (``"<status> <error
+code>"`` or the exception's name) when it does not.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import Callable
+
+import requests
+
+
+class StepFailed(Exception):
+    """A step got an answer it did not expect; ``key`` says which."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def error_key(response: requests.Response, note: str = "") -> str:
+    code = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            code = body["error"].get("code") or ""
+    except ValueError:
+        pass
+    return " ".join(x for x in (str(response.status_code), code, note) if x)
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summary(values: list[float]) -> dict:
+    ordered = sorted(values)
+    out = {"count": len(ordered)}
+    for q in (50, 90, 99):
+        v = percentile(ordered, q)
+        out[f"p{q}_ms"] = round(v, 1) if v is not None else None
+    out["max_ms"] = round(ordered[-1], 1) if ordered else None
+    out["mean_ms"] = round(sum(ordered) / len(ordered), 1) if ordered else None
+    return out
+
+
+class Recorder:
+    """Thread-safe store of latencies, errors and completions for one phase."""
+
+    def __init__(self, record_from: float, record_until: float) -> None:
+        self.record_from = record_from  # monotonic time the measured window opens
+        self.record_until = record_until  # ... and closes
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, Counter] = defaultdict(Counter)
+        self.completed = 0  # completions inside the window
+        self.completed_outside = 0  # in the warm-up or after the window closed
+        self.per_second: Counter = Counter()
+        self.notes: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def measuring(self, t: float) -> bool:
+        return self.record_from <= t <= self.record_until
+
+    def step(self, name: str, started: float, ended: float) -> None:
+        if self.measuring(started):
+            with self._lock:
+                self.latencies[name].append((ended - started) * 1000)
+
+    def error(self, name: str, key: str, started: float) -> None:
+        if self.measuring(started):
+            with self._lock:
+                self.errors[name][key] += 1
+
+    def complete(self, ended: float) -> None:
+        with self._lock:
+            if self.measuring(ended):
+                self.completed += 1
+                self.per_second[int(ended - self.record_from)] += 1
+            else:
+                self.completed_outside += 1
+
+    def note(self, what: str) -> None:
+        with self._lock:
+            self.notes[what] += 1
+
+
+def run_phase(
+    users: int,
+    duration: float,
+    warmup: float,
+    scenario: Callable[[requests.Session, Recorder, Callable[[], bool]], None],
+    stop: threading.Event,
+    label: str = "",
+) -> Recorder:
+    """Run ``scenario(session, recorder, running)`` once per user thread; ``running()``
+    turns False when the phase is over (the current iteration then finishes)."""
+    start = time.monotonic()
+    recorder = Recorder(start + warmup, start + warmup + duration)
+    end = recorder.record_until
+
+    def running() -> bool:
+        return not stop.is_set() and time.monotonic() < end
+
+    def user() -> None:
+        with requests.Session() as session:
+            adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=2, max_retries=0)
+            session.mount("http://", adapter)
+            try:
+                scenario(session, recorder, running)
+            except Exception as exc:  # noqa: BLE001 - a crashed user is reported, not hidden
+                recorder.note(f"virtual user crashed: {exc!r}")
+
+    threads = [threading.Thread(target=user, daemon=True, name=f"{label}-vu{i}") for i in range(users)]
+    for t in threads:
+        t.start()
+    last_print = start
+    try:
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.25)
+            now = time.monotonic()
+            if label and now - last_print >= 5 and now < end:
+                print(
+                    f"  {label}: {now - start:5.1f}s of {warmup + duration:.0f}s, "
+                    f"{recorder.completed} completed in the measured window so far",
+                    flush=True,
+                )
+                last_print = now
+            if now > end + 60:  # iterations still running a minute after the end: give up on them
+                recorder.note("virtual users still busy 60 s after the phase ended")
+                break
+    except BaseException:
+        stop.set()
+        raise
+    return recorder

@@ -1,0 +1,87 @@
+"""Exports of a ledger's current (filtered) view as XLSX or CSV: masked exactly as on
+screen, with the ledger's name, the time of export and the time of the data on top."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+
+from openpyxl import Workbook
+
+from shared.health import HEALTH_KIT_TZ
+from shared.healthkit import CODE_STATUS_LABELS, TEST_RESULT_LABELS, VACCINATION_LABELS
+
+ID_TYPE_LABELS = {
+    "resident_id": "居民身份证",
+    "passport": "护照",
+    "hk_macao_permit": "港澳居民来往内地通行证",
+    "taiwan_permit": "台湾居民来往大陆通行证",
+}
+COLUMNS = ["姓名", "证件类型", "证件号码", "手机号", "健康码", "弹窗", "核酸天数", "核酸结果", "疫苗接种",
+           "是否异常", "异常原因", "加入时间", "数据更新时间", "数据是否过期"]
+
+
+def _local(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(HEALTH_KIT_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def row_of(item: dict) -> list:
+    return [
+        item.get("name", ""),
+        ID_TYPE_LABELS.get(item.get("id_type"), item.get("id_type") or ""),
+        item.get("id_number") or "",
+        item.get("phone") or "",
+        CODE_STATUS_LABELS.get(item.get("code_status"), "未知"),
+        item.get("popup") or "",
+        "" if item.get("test_days") is None else item["test_days"],
+        TEST_RESULT_LABELS.get(item.get("test_result"), "无记录"),
+        VACCINATION_LABELS.get(item.get("vaccination"), ""),
+        "是" if item.get("abnormal") else "否",
+        "、".join(r["label"] for r in item.get("abnormal_reasons", [])),
+        _local(item.get("joined_at")),
+        _local(item.get("synced_at")),
+        f"是（自 {_local(item.get('stale_since'))}）" if item.get("stale") else "否",
+    ]
+
+
+def header_lines(org_name: str, items: list[dict], filters: dict) -> list[list]:
+    exported = datetime.now(timezone.utc).isoformat()
+    synced = [i["synced_at"] for i in items if i.get("synced_at")]
+    data_time = min(synced) if synced else None
+    described = "，".join(f"{k}={v}" for k, v in sorted(filters.items())) or "全部成员"
+    return [
+        [f"团体簿：{org_name}"],
+        [f"导出时间：{_local(exported)}"],
+        [f"数据时间：{_local(data_time) or '暂无'}（各成员的数据更新时间见表内）"],
+        [f"筛选：{described}；共 {len(items)} 人"],
+        [],
+    ]
+
+
+def to_xlsx(org_name: str, items: list[dict], filters: dict) -> bytes:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("成员")
+    for line in header_lines(org_name, items, filters):
+        sheet.append(line)
+    sheet.append(COLUMNS)
+    for item in items:
+        sheet.append(row_of(item))
+    buf = io.BytesIO()
+    workbook.save(buf)
+    return buf.getvalue()
+
+
+def to_csv(org_name: str, items: list[dict], filters: dict) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for line in header_lines(org_name, items, filters):
+        writer.writerow(line)
+    writer.writerow(COLUMNS)
+    for item in items:
+        writer.writerow(row_of(item))
+    # a BOM so spreadsheet programs read the Chinese as UTF-8
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+

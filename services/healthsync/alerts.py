@@ -1,0 +1,103 @@
+"""Alerts for admins (a member became, or stopped being, abnormal), read marks per
+admin, and the opt-in daily SMS digest."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from services.healthsync.models import Alert, AlertRead, DigestSubscription
+from shared.errors import InvalidInput
+from shared.health import REASON_LABELS
+
+MAX_ALERTS = 200
+
+
+def _read(person_ref: str):
+    return exists().where(AlertRead.alert_id == Alert.id, AlertRead.person_ref == person_ref)
+
+
+def list_alerts(session: Session, ledger_id: str, person_ref: str, limit: int = 100) -> dict:
+    rows = session.execute(
+        select(Alert, _read(person_ref).label("read"))
+        .where(Alert.ledger_id == ledger_id)
+        .order_by(Alert.at.desc(), Alert.id.desc())
+        .limit(min(limit, MAX_ALERTS))
+    ).all()
+    unread = session.scalar(
+        select(func.count()).select_from(Alert).where(Alert.ledger_id == ledger_id, ~_read(person_ref))
+    )
+    subscribed = session.get(DigestSubscription, (ledger_id, person_ref)) is not None
+    return {
+        "items": [
+            {
+                "alert_id": a.id,
+                "member_id": a.membership_id,
+                "kind": a.kind,
+                "reasons": [{"code": r, "label": REASON_LABELS.get(r, r)} for r in a.reasons],
+                "at": a.at.isoformat(),
+                "read": bool(read),
+            }
+            for a, read in rows
+        ],
+        "unread": unread,
+        "digest": subscribed,
+    }
+
+
+def mark_read(session: Session, ledger_id: str, person_ref: str, alert_ids: list | None) -> dict:
+    query = select(Alert.id).where(Alert.ledger_id == ledger_id, ~_read(person_ref))
+    if alert_ids is not None:
+        if not isinstance(alert_ids, list) or not all(isinstance(i, int) for i in alert_ids):
+            raise InvalidInput.from_fields({"alert_ids": "must be a list of alert ids"})
+        query = query.where(Alert.id.in_(alert_ids))
+    ids = session.scalars(query).all()
+    if ids:
+        session.execute(
+            pg_insert(AlertRead).values([{"alert_id": i, "person_ref": person_ref} for i in ids]).on_conflict_do_nothing()
+        )
+    return {"marked": len(ids)}
+
+
+def set_digest(session: Session, ledger_id: str, person_ref: str, enabled) -> dict:
+    if not isinstance(enabled, bool):
+        raise InvalidInput.from_fields({"enabled": "must be true or false"})
+    if enabled:
+        session.execute(
+            pg_insert(DigestSubscription).values(ledger_id=ledger_id, person_ref=person_ref).on_conflict_do_nothing()
+        )
+    else:
+        session.execute(
+            delete(DigestSubscription).where(
+                DigestSubscription.ledger_id == ledger_id, DigestSubscription.person_ref == person_ref
+            )
+        )
+    return {"digest": enabled}
+
+
+def due_digests(session: Session, at: datetime | None = None) -> list[dict]:
+    """Subscriptions with new alerts and no digest in the last 24 hours; marks them
+    sent (the caller sends in the same transaction, so a failure sends nothing twice)."""
+    at = at or datetime.now(timezone.utc)
+    subs = session.scalars(
+        select(DigestSubscription)
+        .where((DigestSubscription.last_sent_at.is_(None)) | (DigestSubscription.last_sent_at < at - timedelta(days=1)))
+        .with_for_update(skip_locked=True)
+    ).all()
+    due = []
+    for sub in subs:
+        since = sub.last_sent_at or at - timedelta(days=1)
+        count = session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.ledger_id == sub.ledger_id, Alert.at > since)
+        )
+        if count:
+            due.append({"ledger_id": sub.ledger_id, "person_ref": sub.person_ref, "count": count})
+            session.execute(
+                update(DigestSubscription)
+                .where(DigestSubscription.ledger_id == sub.ledger_id, DigestSubscription.person_ref == sub.person_ref)
+                .values(last_sent_at=at)
+            )
+    return due

@@ -1,0 +1,279 @@
+"""The health side of a ledger's member list: rules, abnormality, filters, sorting and
+stats, evaluated in one place (plain Python over one query per request, so the list,
+the stats, the alerts and the reminders can never disagree)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.healthsync.models import LedgerRules, LedgerSync, Member, Snapshot
+from shared.errors import InvalidInput
+from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, REASON_LABELS, VACCINATION_RANK, test_days
+from shared.healthkit import VACCINATIONS
+
+CODE_FILTERS = ("green", "yellow", "red", "unknown")
+TEST_AGE_BUCKETS = ("h24", "h48", "h72", "older", "none", "pending")
+SORTS = ("joined_at", "test_days", "name")
+MAX_PAGE_SIZE = 200
+
+
+def load_rules(session: Session, ledger_id: str) -> dict:
+    row = session.get(LedgerRules, ledger_id)
+    if row is None:
+        return dict(DEFAULT_RULES)
+    return {
+        "max_test_age_hours": row.max_test_age_hours,
+        "min_vaccination": row.min_vaccination,
+        "require_green_code": row.require_green_code,
+        "popup_is_abnormal": row.popup_is_abnormal,
+    }
+
+
+def evaluate(s: Any, rules: dict, at: datetime) -> list[str]:
+    """Every rule this snapshot fails (reason codes, see ``REASON_LABELS``)."""
+    if s is None or s.code_status is None:
+        return ["no_health_data"]
+    reasons = []
+    if rules["require_green_code"] and s.code_status != "green":
+        reasons.append("code_not_green")
+    if rules["popup_is_abnormal"] and s.popup:
+        reasons.append("popup")
+    if s.last_test_result == "positive":
+        reasons.append("test_positive")
+    max_age = rules["max_test_age_hours"]
+    if max_age:
+        if s.last_test_sampled_at is None:
+            reasons.append("no_test")
+        elif s.last_test_sampled_at < at - timedelta(hours=max_age):
+            reasons.append("test_too_old")
+    minimum = rules["min_vaccination"]
+    if minimum and s.vaccination != "unsuitable":  # medically exempt
+        if VACCINATION_RANK.get(s.vaccination, 0) < VACCINATION_RANK[minimum]:
+            reasons.append("vaccination")
+    return reasons
+
+
+def test_age_bucket(s: Any, at: datetime) -> str:
+    if s is None or s.last_test_sampled_at is None:
+        return "none"
+    if s.last_test_result == "pending":
+        return "pending"
+    age = at - s.last_test_sampled_at
+    if age <= timedelta(hours=24):
+        return "h24"
+    if age <= timedelta(hours=48):
+        return "h48"
+    if age <= timedelta(hours=72):
+        return "h72"
+    return "older"
+
+
+test_age_bucket.__test__ = False
+
+
+def health_view(s: Any, rules: dict, at: datetime) -> dict:
+    present = s is not None and s.code_status is not None
+    reasons = evaluate(s if present else None, rules, at)
+    return {
+        "code_status": s.code_status if present else "unknown",
+        "popup": s.popup if present else None,
+        "test_result": (s.last_test_result or "none") if present else "none",
+        "test_sampled_at": s.last_test_sampled_at.isoformat() if present and s.last_test_sampled_at else None,
+        "test_days": test_days(s.last_test_sampled_at, s.last_test_result, at, s.pending_seen_at) if present else None,
+        "vaccination": s.vaccination if present else None,
+        "synced_at": s.checked_at.isoformat() if present and s.checked_at else None,
+        "stale": bool(present and s.stale_since is not None),
+        "stale_since": s.stale_since.isoformat() if present and s.stale_since else None,
+        "abnormal": bool(reasons),
+        "abnormal_reasons": [{"code": r, "label": REASON_LABELS[r]} for r in reasons],
+    }
+
+
+def ledger_rows(session: Session, ledger_id: str) -> list:
+    return session.execute(
+        select(
+            Member.membership_id,
+            Member.joined_at,
+            Snapshot.code_status,
+            Snapshot.popup,
+            Snapshot.last_test_sampled_at,
+            Snapshot.last_test_result,
+            Snapshot.pending_seen_at,
+            Snapshot.vaccination,
+            Snapshot.checked_at,
+            Snapshot.stale_since,
+        )
+        .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
+        .where(Member.ledger_id == ledger_id)
+    ).all()
+
+
+# -- the query -------------------------------------------------------------------------
+
+
+def _date(value: str, field: str, errors: dict) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors[field] = "must be a date like 2026-11-28"
+        return None
+
+
+def parse_filters(args: dict) -> dict:
+    """Validate the list's query parameters; InvalidInput names every bad one."""
+    args = {k: v for k, v in (args or {}).items() if v not in (None, "")}
+    errors: dict[str, str] = {}
+    f: dict[str, Any] = {}
+    if "abnormal" in args:
+        if args["abnormal"] not in ("true", "false", True, False):
+            errors["abnormal"] = "must be true or false"
+        else:
+            f["abnormal"] = args["abnormal"] in ("true", True)
+    if "code_status" in args:
+        if args["code_status"] not in CODE_FILTERS:
+            errors["code_status"] = "must be one of " + ", ".join(CODE_FILTERS)
+        else:
+            f["code_status"] = args["code_status"]
+    if "test_age" in args:
+        if args["test_age"] not in TEST_AGE_BUCKETS:
+            errors["test_age"] = "must be one of " + ", ".join(TEST_AGE_BUCKETS)
+        else:
+            f["test_age"] = args["test_age"]
+    if "test_older_than_hours" in args:
+        try:
+            hours = int(args["test_older_than_hours"])
+            if not 0 < hours <= 24 * 365:
+                raise ValueError
+            f["test_older_than_hours"] = hours
+        except (TypeError, ValueError):
+            errors["test_older_than_hours"] = "must be a whole number of hours from 1"
+    if "no_test" in args:
+        if args["no_test"] not in ("true", "false", True, False):
+            errors["no_test"] = "must be true or false"
+        else:
+            f["no_test"] = args["no_test"] in ("true", True)
+    if "vaccination" in args:
+        if args["vaccination"] not in VACCINATIONS:
+            errors["vaccination"] = "must be one of " + ", ".join(VACCINATIONS)
+        else:
+            f["vaccination"] = args["vaccination"]
+    joined_from = _date(args.get("joined_from"), "joined_from", errors)
+    joined_to = _date(args.get("joined_to"), "joined_to", errors)
+    if joined_from:
+        f["joined_from"] = joined_from
+    if joined_to:
+        f["joined_to"] = joined_to
+    if joined_from and joined_to and joined_from > joined_to:
+        errors["joined_to"] = "must not be before joined_from"
+    if args.get("q"):
+        q = " ".join(str(args["q"]).split())
+        if len(q) > 30:
+            errors["q"] = "must be at most 30 characters"
+        f["q"] = q
+    sort = args.get("sort", "joined_at")
+    if sort not in SORTS:
+        errors["sort"] = "must be one of " + ", ".join(SORTS)
+    order = args.get("order", "desc" if sort == "joined_at" else "asc")
+    if order not in ("asc", "desc"):
+        errors["order"] = "must be asc or desc"
+    f["sort"], f["order"] = sort, order
+    try:
+        f["page"] = int(args.get("page", 1))
+        if f["page"] < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["page"] = "must be a whole number from 1"
+    try:
+        f["page_size"] = int(args.get("page_size", 50))
+        if not 1 <= f["page_size"] <= MAX_PAGE_SIZE:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["page_size"] = f"must be a whole number from 1 to {MAX_PAGE_SIZE}"
+    if errors:
+        raise InvalidInput.from_fields(errors)
+    return f
+
+
+def _keep(row, view: dict, f: dict, at: datetime) -> bool:
+    if "abnormal" in f and view["abnormal"] != f["abnormal"]:
+        return False
+    if "code_status" in f and view["code_status"] != f["code_status"]:
+        return False
+    if "test_age" in f and test_age_bucket(row if row.code_status else None, at) != f["test_age"]:
+        return False
+    if "test_older_than_hours" in f:
+        sampled = row.last_test_sampled_at
+        if sampled is None or sampled >= at - timedelta(hours=f["test_older_than_hours"]):
+            return False
+    if f.get("no_test") is True and row.last_test_sampled_at is not None:
+        return False
+    if f.get("no_test") is False and row.last_test_sampled_at is None:
+        return False
+    if "vaccination" in f and view["vaccination"] != f["vaccination"]:
+        return False
+    if "joined_from" in f or "joined_to" in f:
+        joined = row.joined_at.astimezone(HEALTH_KIT_TZ).date()
+        if "joined_from" in f and joined < f["joined_from"]:
+            return False
+        if "joined_to" in f and joined > f["joined_to"]:
+            return False
+    return True
+
+
+def query(session: Session, ledger_id: str, f: dict, everything: bool = False) -> dict:
+    """Matching members with their health, sorted. Unless the caller must still filter
+    or sort by name (which only the member service can read), or asks for
+    ``everything``, only the requested page is returned."""
+    at = datetime.now(timezone.utc)
+    rules = load_rules(session, ledger_id)
+    matched = []
+    for row in ledger_rows(session, ledger_id):
+        view = health_view(row, rules, at)
+        if _keep(row, view, f, at):
+            matched.append((row, view))
+    reverse = f["order"] == "desc"
+    if f["sort"] == "test_days":
+        # more days first when descending; no test on record last either way
+        known = [m for m in matched if m[0].last_test_sampled_at is not None]
+        unknown = [m for m in matched if m[0].last_test_sampled_at is None]
+        known.sort(key=lambda m: (m[1]["test_days"], m[0].membership_id), reverse=reverse)
+        matched = known + unknown
+    else:
+        matched.sort(key=lambda m: (m[0].joined_at, m[0].membership_id), reverse=reverse)
+    items = [{"member_id": row.membership_id, **view} for row, view in matched]
+    if everything or f.get("q") or f["sort"] == "name":
+        return {"items": items, "total": len(items), "paged": False}
+    start = (f["page"] - 1) * f["page_size"]
+    return {"items": items[start : start + f["page_size"]], "total": len(items), "paged": True}
+
+
+def stats(session: Session, ledger_id: str) -> dict:
+    at = datetime.now(timezone.utc)
+    rules = load_rules(session, ledger_id)
+    counts = {
+        "members_total": 0,
+        "abnormal": 0,
+        "stale": 0,
+        "code_status": dict.fromkeys(CODE_FILTERS, 0),
+        "test_age": dict.fromkeys(TEST_AGE_BUCKETS, 0),
+        "vaccination": dict.fromkeys(VACCINATIONS, 0),
+    }
+    for row in ledger_rows(session, ledger_id):
+        view = health_view(row, rules, at)
+        counts["members_total"] += 1
+        counts["abnormal"] += view["abnormal"]
+        counts["stale"] += view["stale"]
+        counts["code_status"][view["code_status"] if view["code_status"] in CODE_FILTERS else "unknown"] += 1
+        counts["test_age"][test_age_bucket(row if row.code_status else None, at)] += 1
+        if view["vaccination"] in counts["vaccination"]:
+            counts["vaccination"][view["vaccination"]] += 1
+    sync = session.get(LedgerSync, ledger_id)
+    counts["last_run_at"] = sync.last_success_at.isoformat() if sync and sync.last_success_at else None
+    counts["rules"] = rules
+    return counts
