@@ -77,6 +77,7 @@ class Settings:
     digest_check_seconds: float
     run_history_days: int
     access_log_days: int
+    housekeeping_seconds: float
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -174,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             digest_check_seconds=float(env.get("DIGEST_CHECK_SECONDS", "300")),
             run_history_days=int(env.get("RUN_HISTORY_DAYS", "30")),
             access_log_days=int(env.get("ACCESS_LOG_DAYS", "180")),
+            housekeeping_seconds=float(env.get("HOUSEKEEPING_SECONDS", "60")),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

@@ -21,15 +21,14 @@ from shared.crypto import crypto
 from shared.db import make_engine
 from shared.errors import IdentityRejected, InvalidInput, NotFound
 from shared.health import rule_labels
+from shared.ledger_filters import described, needs_health, parse_filters
 from shared.rpc import Rpc
 from shared.validation import validate_fields, validate_phone
 
-HEALTH_KEYS = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination",
-               "joined_from", "joined_to")
-FILTER_KEYS = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination",
-               "joined_from", "joined_to", "q", "sort", "order")
 JOIN_FIELDS = ("name", "id_type", "id_number", "phone", "consent", "consent_version")
-APPLICATION_FIELDS = ("org_name", "org_address", "admin_name", "admin_id_type", "admin_id_number", "admin_phone")
+APPLICATION_FIELDS = (
+    "org_name", "org_address", "admin_name", "admin_id_type", "admin_id_number", "admin_phone", "ends_on",
+)
 # which field a Health Kit rejection points at
 REJECTED_FIELD = {"phone_mismatch": "phone", "name_mismatch": "name", "not_found": "id_number"}
 WAIT_SECONDS = 5.0
@@ -188,36 +187,31 @@ class GatewayService:
         return self._members(ledger_id, self._person(request), request.args.to_dict(), "members")
 
     def _members(self, ledger_id: str, person: str, args: dict, view: str, everything: bool = False) -> dict:
-        """The ledger view composed with a fixed number of calls: healthsync filters and
-        sorts by health (and holds the page), member adds the masked details (and
-        filters or sorts by name, which only it can read)."""
-        status = args.get("status") or "active"
-        by_health = any(args.get(k) not in (None, "") for k in HEALTH_KEYS) or args.get("sort") == "test_days"
-        if status != "active" or not (by_health or everything or args.get("q") or args.get("sort") == "name"):
-            # the member service is the record of who is a member; health is merged in
-            page = self.member.list_members(
-                ledger_id, person, args.get("page"), args.get("page_size"), status,
-                "asc" if args.get("order") == "asc" else "desc",
-            )
+        """The ledger view composed with a fixed number of calls. Without health filters
+        the member service (the record of who is a member) pages and healthsync adds the
+        health fields; with them healthsync filters and sorts (and holds the page), and
+        member adds the masked details — or filters and sorts by name, which only it can
+        read."""
+        f = parse_filters(args)
+        recorded = described(f)
+        if f["status"] != "active" or not (needs_health(f) or everything or f.get("q") or f["sort"] == "name"):
+            page = self.member.list_members(ledger_id, person, f["page"], f["page_size"], f["status"], f["order"])
             live = [item["member_id"] for item in page["items"] if item["status"] == "active"]
             health = self.healthsync.health_of_memberships(ledger_id, person, live) if live else {}
             for item in page["items"]:
                 item.update(health.get(item["member_id"], {}))
             return page
         found = self.healthsync.query_members(ledger_id, person, args, everything)
-        described = {k: v for k, v in args.items() if k in FILTER_KEYS and v not in (None, "")}
-        page_no, page_size = int(args.get("page") or 1), int(args.get("page_size") or 50)
         if found["paged"]:
             ids = [i["member_id"] for i in found["items"]]
-            details = self.member.member_details(ledger_id, person, ids, view, described)
+            details = self.member.member_details(ledger_id, person, ids, view, recorded)
             items = [{**details[i["member_id"]], **i} for i in found["items"] if i["member_id"] in details]
-            return {"items": items, "total": found["total"], "page": page_no, "page_size": page_size}
+            return {"items": items, "total": found["total"], "page": f["page"], "page_size": f["page_size"]}
         health = {i["member_id"]: i for i in found["items"]}
-        if everything:
-            page_no, page_size = 1, max(1, len(health))
+        page_no, page_size = (1, max(1, len(health))) if everything else (f["page"], f["page_size"])
         searched = self.member.search_members(
-            ledger_id, person, list(health), args.get("q"), args.get("sort") == "name",
-            args.get("order") or "asc", page_no, page_size, view, described,
+            ledger_id, person, list(health), f.get("q"), f["sort"] == "name", f["order"],
+            page_no, page_size, view, recorded,
         )
         items = [{**d, **health[d["member_id"]]} for d in searched["items"]]
         return {"items": items, "total": searched["total"], "page": page_no, "page_size": page_size}
@@ -233,12 +227,12 @@ class GatewayService:
         args.pop("page_size", None)
         org_name = self.org.get_ledger(ledger_id, person)["org_name"]
         rows = self._members(ledger_id, person, {**args, "status": "active"}, f"export.{kind}", everything=True)
-        described = {k: v for k, v in args.items() if k in FILTER_KEYS and v not in (None, "")}
+        recorded = described(parse_filters(args))
         if kind == "xlsx":
-            body = exports.to_xlsx(org_name, rows["items"], described)
+            body = exports.to_xlsx(org_name, rows["items"], recorded)
             mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         else:
-            body = exports.to_csv(org_name, rows["items"], described)
+            body = exports.to_csv(org_name, rows["items"], recorded)
             mimetype = "text/csv; charset=utf-8"
         filename = f"ledger-{ledger_id[:8]}-{datetime.now(timezone.utc):%Y%m%d%H%M}.{kind}"
         return Response(body, headers={

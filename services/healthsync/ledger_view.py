@@ -4,21 +4,16 @@ the stats, the alerts and the reminders can never disagree)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.healthsync.models import LedgerRules, LedgerSync, Member, Snapshot
-from shared.errors import InvalidInput
 from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, REASON_LABELS, VACCINATION_RANK, test_days
 from shared.healthkit import VACCINATIONS
-
-CODE_FILTERS = ("green", "yellow", "red", "unknown")
-TEST_AGE_BUCKETS = ("h24", "h48", "h72", "older", "none", "pending")
-SORTS = ("joined_at", "test_days", "name")
-MAX_PAGE_SIZE = 200
+from shared.ledger_filters import CODE_FILTERS, TEST_AGE_BUCKETS
 
 
 def load_rules(session: Session, ledger_id: str) -> dict:
@@ -113,91 +108,6 @@ def ledger_rows(session: Session, ledger_id: str) -> list:
 
 
 # -- the query -------------------------------------------------------------------------
-
-
-def _date(value: str, field: str, errors: dict) -> date | None:
-    if value in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        errors[field] = "must be a date like 2026-11-28"
-        return None
-
-
-def parse_filters(args: dict) -> dict:
-    """Validate the list's query parameters; InvalidInput names every bad one."""
-    args = {k: v for k, v in (args or {}).items() if v not in (None, "")}
-    errors: dict[str, str] = {}
-    f: dict[str, Any] = {}
-    if "abnormal" in args:
-        if args["abnormal"] not in ("true", "false", True, False):
-            errors["abnormal"] = "must be true or false"
-        else:
-            f["abnormal"] = args["abnormal"] in ("true", True)
-    if "code_status" in args:
-        if args["code_status"] not in CODE_FILTERS:
-            errors["code_status"] = "must be one of " + ", ".join(CODE_FILTERS)
-        else:
-            f["code_status"] = args["code_status"]
-    if "test_age" in args:
-        if args["test_age"] not in TEST_AGE_BUCKETS:
-            errors["test_age"] = "must be one of " + ", ".join(TEST_AGE_BUCKETS)
-        else:
-            f["test_age"] = args["test_age"]
-    if "test_older_than_hours" in args:
-        try:
-            hours = int(args["test_older_than_hours"])
-            if not 0 < hours <= 24 * 365:
-                raise ValueError
-            f["test_older_than_hours"] = hours
-        except (TypeError, ValueError):
-            errors["test_older_than_hours"] = "must be a whole number of hours from 1"
-    if "no_test" in args:
-        if args["no_test"] not in ("true", "false", True, False):
-            errors["no_test"] = "must be true or false"
-        else:
-            f["no_test"] = args["no_test"] in ("true", True)
-    if "vaccination" in args:
-        if args["vaccination"] not in VACCINATIONS:
-            errors["vaccination"] = "must be one of " + ", ".join(VACCINATIONS)
-        else:
-            f["vaccination"] = args["vaccination"]
-    joined_from = _date(args.get("joined_from"), "joined_from", errors)
-    joined_to = _date(args.get("joined_to"), "joined_to", errors)
-    if joined_from:
-        f["joined_from"] = joined_from
-    if joined_to:
-        f["joined_to"] = joined_to
-    if joined_from and joined_to and joined_from > joined_to:
-        errors["joined_to"] = "must not be before joined_from"
-    if args.get("q"):
-        q = " ".join(str(args["q"]).split())
-        if len(q) > 30:
-            errors["q"] = "must be at most 30 characters"
-        f["q"] = q
-    sort = args.get("sort", "joined_at")
-    if sort not in SORTS:
-        errors["sort"] = "must be one of " + ", ".join(SORTS)
-    order = args.get("order", "desc" if sort == "joined_at" else "asc")
-    if order not in ("asc", "desc"):
-        errors["order"] = "must be asc or desc"
-    f["sort"], f["order"] = sort, order
-    try:
-        f["page"] = int(args.get("page", 1))
-        if f["page"] < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["page"] = "must be a whole number from 1"
-    try:
-        f["page_size"] = int(args.get("page_size", 50))
-        if not 1 <= f["page_size"] <= MAX_PAGE_SIZE:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["page_size"] = f"must be a whole number from 1 to {MAX_PAGE_SIZE}"
-    if errors:
-        raise InvalidInput.from_fields(errors)
-    return f
 
 
 def _keep(row, view: dict, f: dict, at: datetime) -> bool:

@@ -25,6 +25,7 @@ from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.healthkit import HealthKitUnavailable, health_kit
+from shared.ledger_filters import parse_filters
 from shared.outbox import OutboxRelay
 from shared.rpc import Rpc, rpc
 
@@ -131,7 +132,7 @@ class HealthsyncService:
     @rpc(expected_exceptions=expected)
     def query_members(self, ledger_id: str, person_ref: str, args: dict, everything: bool = False) -> dict:
         ledger_id = self.comparison.require_admin(ledger_id, person_ref)
-        return ledger_view.query(self.db, ledger_id, ledger_view.parse_filters(args), everything)
+        return ledger_view.query(self.db, ledger_id, parse_filters(args), everything)
 
     @rpc(expected_exceptions=expected)
     def ledger_stats(self, ledger_id: str, person_ref: str) -> dict:
@@ -142,7 +143,7 @@ class HealthsyncService:
     def abnormal_members(self, ledger_id: str, person_ref: str, member_ids: list | None = None) -> dict:
         """Who fails which rule now: for reminders."""
         ledger_id = self.comparison.require_admin(ledger_id, person_ref)
-        found = ledger_view.query(self.db, ledger_id, ledger_view.parse_filters({"abnormal": "true"}), True)
+        found = ledger_view.query(self.db, ledger_id, parse_filters({"abnormal": "true"}), True)
         items = found["items"]
         if member_ids is not None:
             wanted = set(member_ids)
@@ -177,7 +178,7 @@ class HealthsyncService:
                 {"org_name": rules.org_name if rules else "", "count": str(due["count"])},
             )
 
-    @timer(interval=3600)
+    @timer(interval=settings().housekeeping_seconds)
     def forget_old_runs(self) -> None:
         forgotten = self.comparison.forget_old_runs(settings().run_history_days)
         if forgotten:

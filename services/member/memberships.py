@@ -388,7 +388,7 @@ def list_members(
 ) -> dict:
     """A page of members: name in full, ID and phone masked. Nothing unmasked leaves."""
     ledger, admin = _admin(session, ledger_id, person_ref)
-    record_access(session, admin, "members", {"status": status or "active", "page": page})
+    record_access(session, admin, "members", {} if (status or "active") == "active" else {"status": status})
     page, page_size = _page_args(page, page_size)
     statuses = STATUS_FILTERS.get(status or "active")
     if statuses is None:
@@ -500,6 +500,14 @@ def access_log(session: Session, ledger_id: str, person_ref: str, limit: int = 2
         .order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)
     ).all()
     return {"items": [_access_view(r, with_filters=True) for r in rows]}
+
+
+def forget_old_access(session: Session, keep_days: int) -> int:
+    """The access log is kept ``keep_days`` days."""
+    result = session.execute(
+        delete(AccessRecord).where(AccessRecord.at < func.now() - func.make_interval(0, 0, 0, keep_days))
+    )
+    return result.rowcount
 
 
 def _access_view(r: AccessRecord, with_filters: bool) -> dict:

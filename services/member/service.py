@@ -68,6 +68,10 @@ class MemberService:
         if removed:
             log.info("removed %d abandoned pending memberships", removed)
 
+    @timer(interval=settings().housekeeping_seconds)
+    def forget_old_access(self) -> None:
+        memberships.forget_old_access(self.db, settings().access_log_days)
+
     # -- self-service ------------------------------------------------------------------
 
     @rpc(expected_exceptions=expected)

@@ -94,7 +94,7 @@ class OrgService:
         ledgers.await_transfer_confirmation(self.db, ledger.id, target.id, challenge["challenge_id"])
         return challenge
 
-    @timer(interval=60)
+    @timer(interval=settings().housekeeping_seconds)
     def close_ended_ledgers(self) -> None:
         closed = ledgers.close_ended_ledgers(self.db)
         if closed:

@@ -66,6 +66,10 @@ def running(tmp_path_factory):
             "SYNC_MIN_INTERVAL_SECONDS": "30",
             "RECHECK_MIN_INTERVAL_SECONDS": "30",
             "FEED_INTERVAL_SECONDS": "1",
+            "HOUSEKEEPING_SECONDS": "1",
+            # every test request comes from 127.0.0.1: the per-address cap would be hit
+            "SMS_DAILY_CAP_PER_CLIENT": "100000",
+            "DIGEST_CHECK_SECONDS": "1",
             "CHALLENGE_GRACE_SECONDS": "0",
         }
     )

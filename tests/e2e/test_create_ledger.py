@@ -268,3 +268,15 @@ def test_no_plaintext_id_or_phone_in_logs_bus_or_storage(api, running):
     rows = sql(running, "SELECT name_enc, id_number_enc, phone_enc FROM org.admins WHERE ledger_id = %s", ledger_id)
     for column in rows[0]:
         assert p.id_number.encode() not in bytes(column) and p.phone.encode() not in bytes(column)
+
+
+def test_a_phone_gets_at_most_the_daily_cap_of_codes(api, admin):
+    create_active_ledger(api, admin)
+    sent = api.sms_count(admin.phone)  # one so far today
+    for _ in range(10 - sent):
+        assert api.post("/api/login", {"phone": admin.phone}).status_code == 201
+    assert api.sms_count(admin.phone) == 10
+    capped = api.post("/api/login", {"phone": admin.phone})
+    assert capped.status_code == 429
+    assert capped.json()["error"]["code"] == "rate_limited" and capped.json()["error"]["field"] == "phone"
+    assert api.sms_count(admin.phone) == 10

@@ -30,7 +30,7 @@ export function membersPanel(ctx) {
     return h('button', {
       type: 'button', class: `${chip ? 'stat-chip' : 'stat'} ${cls} ${active ? 'is-active' : ''}`, 'aria-pressed': active ? 'true' : 'false',
       dataset: { filter: k, value: String(v) }, title: `只看：${label}`,
-      onclick: () => applyHealthFilter(k, v, active),
+      onclick: () => applyHealthFilter(k, v),
     }, h('span', { class: 'stat-num' }, String(count ?? 0)), h('span', { class: 'stat-label' }, label));
   }
 
@@ -61,7 +61,17 @@ export function membersPanel(ctx) {
     }
   }
 
-  function applyHealthFilter(k, v, active) {
+  function markActiveStats() {
+    for (const b of statsBox.querySelectorAll('[data-filter]')) {
+      const k = b.dataset.filter;
+      const on = k === 'abnormal' || k === 'no_test' ? !!f[k] : f[k] === b.dataset.value;
+      b.classList.toggle('is-active', on);
+      b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    }
+  }
+
+  function applyHealthFilter(k, v) {
+    const active = k === 'abnormal' || k === 'no_test' ? !!f[k] : f[k] === v;
     for (const key of HEALTH_KEYS) f[key] = key === 'abnormal' || key === 'no_test' ? false : '';
     if (!active) f[k] = v;
     page = 1;
@@ -365,6 +375,7 @@ export function membersPanel(ctx) {
     seq += 1;
     const mine = seq;
     renderChips();
+    markActiveStats();
     const params = { ...filterParams(f), page, page_size: PAGE_SIZE };
     const keep = new URLSearchParams(query({ ...filterParams(f), page: page > 1 ? page : '' }));
     history.replaceState({}, '', `${location.pathname}${keep.toString() ? `?${keep}` : ''}${location.hash}`);

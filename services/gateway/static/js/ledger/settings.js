@@ -224,7 +224,7 @@ function adminsCard(ctx, isOwner) {
           onBack: () => clear(step),
           onConfirmed: async () => {
             fill(step, notice('所有权已转让。', 'ok'));
-            await ctx.reloadLedger();
+            await ctx.reloadLedger({ until: (l) => l.my_role !== 'owner' });
           },
         }));
       } catch (err) {
@@ -303,7 +303,7 @@ function closeCard(ctx) {
           onBack: () => { clear(step); closeBtn.hidden = false; },
           onConfirmed: async (result) => {
             fill(step, notice(result.ledger_status === 'closed' ? '团体簿已关闭，成员数据已销毁。' : '正在关闭团体簿…', 'ok'));
-            await ctx.reloadLedger({ waitFor: 'closed' });
+            await ctx.reloadLedger({ until: (l) => l.status === 'closed' });
           },
         }));
       } catch (err) {

@@ -55,11 +55,12 @@ export default async function ledgerPage(root, ledgerId) {
       badge.hidden = !n;
     },
     refreshMembers() { panels.members?.reload?.(); },
-    async reloadLedger({ waitFor } = {}) {
+    /** Read the ledger again (until ``until(ledger)`` holds, for a few seconds) and redraw. */
+    async reloadLedger({ until } = {}) {
       for (let i = 0; i < 20; i += 1) {
         try {
           const l = await api.get(`/api/ledgers/${encodeURIComponent(ledgerId)}`);
-          if (!waitFor || l.status === waitFor || i === 19) { ledger = l; ctx.ledger = l; break; }
+          if (!until || until(l) || i === 19) { ledger = l; ctx.ledger = l; break; }
         } catch (err) {
           if (handleAuthError(err)) return;
           break;
