@@ -164,7 +164,9 @@ def request_join(
         if info["status"] == "active":
             learn_ledger(session, crypto, info)
             session.flush()
-    ledger = session.get(LedgerView, found[0], with_for_update=True) if found else None
+    # no lock on the ledger: joins to one ledger run side by side (the unique index keeps
+    # one live membership per person); the cap may be passed by a few concurrent joins
+    ledger = session.get(LedgerView, found[0]) if found else None
     if ledger is None or ledger.qr_version != found[1]:
         raise NotFound("This join link is not valid.")
     if ledger.status != "active":

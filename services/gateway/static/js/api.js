@@ -98,7 +98,7 @@ let devSms = null;
 export function devSmsAvailable() {
   if (!devSms) {
     devSms = send('GET', '/api/dev/sms', { auth: false })
-      .then((r) => r.ok)
+      .then((r) => r.text().then(() => r.ok)) // read the body: an unread one keeps the request open
       .catch(() => false);
   }
   return devSms;

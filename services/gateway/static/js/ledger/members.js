@@ -11,6 +11,12 @@ import {
 const PAGE_SIZE = 20;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+function leftWhy(m) {
+  if (m.status === 'removed') return m.left_reason ? `管理员移除：${m.left_reason}` : '管理员移除';
+  if (m.left_reason === 'ledger_closed' || m.status === 'closed') return '团体簿关闭';
+  return '本人退出';
+}
+
 export function membersPanel(ctx) {
   const id = encodeURIComponent(ctx.id);
   const closed = ctx.ledger.status !== 'active';
@@ -90,7 +96,8 @@ export function membersPanel(ctx) {
   async function loadSync() {
     try {
       const s = await api.get(`/api/ledgers/${id}/sync`);
-      lastSync.textContent = s.last_success_at ? `上次比对：${fmtTime(s.last_success_at)}` : '上次比对：尚未比对';
+      lastSync.textContent = (s.last_success_at ? `上次比对：${fmtTime(s.last_success_at)}` : '上次比对：尚未比对')
+        + (s.last_status === 'failed' ? '（最近一次比对未完成）' : '');
     } catch (err) {
       lastSync.textContent = isMissing(err) ? '上次比对：—' : `上次比对：${errorText(err)}`;
     }
@@ -284,13 +291,13 @@ export function membersPanel(ctx) {
         active ? codeBadge(m.code_status, m.popup) : h('span', { class: 'tag tag-muted' }, m.status === 'removed' ? '已移除' : '已退出'),
         m.abnormal ? h('span', { class: 'tag tag-abnormal' }, '异常') : null),
       h('dl', { class: 'member-facts' },
-        h('dt', {}, '证件号'), h('dd', { class: 'mono' }, m.id_number || '—'),
-        h('dt', {}, '手机号'), h('dd', { class: 'mono' }, m.phone || '—'),
+        h('dt', {}, '证件号'), h('dd', { class: 'mono' }, m.id_number || (active ? '—' : '已删除')),
+        h('dt', {}, '手机号'), h('dd', { class: 'mono' }, m.phone || (active ? '—' : '已删除')),
         active ? [
           h('dt', {}, '核酸'), h('dd', { class: 'test' }, h('strong', {}, testDays(m.test_days)), result ? ` · ${result}` : ''),
           h('dt', {}, '疫苗'), h('dd', { class: 'vaccination' }, VACCINATION[m.vaccination] || (m.code_status === 'unknown' ? '—' : VACCINATION.none_found)),
         ] : [
-          h('dt', {}, '离开'), h('dd', {}, `${fmtTime(m.left_at)}${m.left_reason ? `（${m.left_reason}）` : ''}`),
+          h('dt', {}, '离开'), h('dd', { class: 'left-why' }, `${fmtTime(m.left_at)} ${leftWhy(m)}`),
         ],
         h('dt', {}, '加入'), h('dd', {}, fmtTime(m.joined_at))),
       m.abnormal_reasons?.length ? h('ul', { class: 'reasons', 'aria-label': '异常原因' }, m.abnormal_reasons.map((r) => h('li', {}, r.label || r.code))) : null,
