@@ -1,6 +1,10 @@
-"""``python -m bench [--users 50] [--duration 20] [--only join]``: start a private stack,
-run the chosen benchmarks, print their tables, merge their figures into
-bench/results.json and tear the stack down (also on Ctrl-C or failure)."""
+"""``python -m bench [--only join,comparison,view] [--quick] [--users 50] [--duration 20]``:
+start a private stack, run the chosen benchmarks, print their tables, merge their
+figures into bench/results.json and tear the stack down (also on Ctrl-C or failure).
+
+Benchmarks: ``join`` (issue 3, joins/s through the API), ``comparison`` (issue 4, a full
+comparison run over 1,000,000 memberships; ``--quick``: 100,000) and ``view`` (issue 5,
+the member list, stats and XLSX export of a 5,000-member ledger)."""
 
 from __future__ import annotations
 
@@ -20,19 +24,22 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import join  # noqa: E402
+from bench import comparison, join, view  # noqa: E402
 from bench.logscan import print_findings, scan  # noqa: E402
 from bench.procstats import CpuMeter, stack_memory  # noqa: E402
 from bench.report import merge_results, print_memory  # noqa: E402
 from bench.stack import BenchStack  # noqa: E402
 
 # name → module with NAME, STACK_ENV, run(stack, args, stop, meter_factory) and print_report(result)
-BENCHMARKS = {join.NAME: join}
+BENCHMARKS = {join.NAME: join, comparison.NAME: comparison, view.NAME: view}
+# benchmarks whose figures --quick changes (stored as '<name>@quick')
+QUICK_AWARE = (comparison.NAME, view.NAME)
 KEEP_LOG_RUNS = 5
 # settings worth recording next to the figures
 STACK_KNOBS = (
     "MAX_WORKERS", "LOG_LEVEL", "RPC_TIMEOUT", "HEALTHKIT_RETRIES", "SIM_LATENCY_MS",
     "SMS_DAILY_CAP_PER_CLIENT", "SMS_DAILY_CAP_PER_PHONE", "LEDGER_MEMBER_CAP",
+    "SIM_FAILURE_RATE", "HEALTHKIT_TIMEOUT", "SYNC_BATCH_RETRIES", "SYNC_TIMES", "GATEWAY_MAX_WORKERS",
 )
 
 
@@ -46,6 +53,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=HERE / "results.json", help="where to merge the figures")
     parser.add_argument("--tag", default="", help="store the figures as '<benchmark>@<tag>' (e.g. a config variant)")
     parser.add_argument("--log-dir", type=Path, default=None, help="service logs (default bench/logs/<time>; the last 5 are kept)")
+    parser.add_argument("--quick", action="store_true",
+                        help="comparison: 100,000 memberships / 1,000 ledgers / ~70,000 people; view: fewer requests "
+                             "(figures stored as '<benchmark>@quick')")
+    group = parser.add_argument_group("comparison")
+    group.add_argument("--memberships", type=int, default=0, help="memberships to seed (default 1,000,000; --quick 100,000)")
+    group.add_argument("--ledgers", type=int, default=0, help="ledgers to spread them over (default 10,000; --quick 1,000)")
+    group.add_argument("--people", type=int, default=0, help="distinct people (default 700,000; --quick 70,000)")
+    group.add_argument("--instances", type=int, default=2, help="healthsync instances during the run (default 2)")
+    group.add_argument("--sync-workers", type=int, default=0,
+                       help="MAX_WORKERS of the healthsync instances (default: the stack's, 20 unless MAX_WORKERS is set)")
+    group.add_argument("--run-timeout", type=float, default=600, help="give up on the run after this many seconds (default 600)")
+    group = parser.add_argument_group("view")
+    group.add_argument("--view-members", type=int, default=5000, help="members of the ledger (default 5,000)")
+    group.add_argument("--view-requests", type=int, default=0, help="requests per endpoint (default 200; --quick 50)")
+    group.add_argument("--view-clients", type=int, default=4, help="concurrent clients (default 4)")
+    group.add_argument("--view-exports", type=int, default=0, help="XLSX exports, one at a time (default 5; --quick 2)")
     args = parser.parse_args(argv)
     args.selected = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = [b for b in args.selected if b not in BENCHMARKS]
@@ -53,7 +76,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     if args.users < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--users must be ≥ 1, --duration > 0, --warmup ≥ 0")
+    if min(args.memberships, args.ledgers, args.people, args.sync_workers, args.view_requests, args.view_exports) < 0:
+        parser.error("sizes and counts must be ≥ 0")
+    if args.instances < 1 or args.view_clients < 1 or args.view_members < 1 or args.run_timeout <= 0:
+        parser.error("--instances, --view-clients and --view-members must be ≥ 1, --run-timeout > 0")
     return args
+
+
+def result_key(name: str, args: argparse.Namespace) -> str:
+    suffixes = (["quick"] if args.quick and name in QUICK_AWARE else []) + ([args.tag] if args.tag else [])
+    return f"{name}@{'-'.join(suffixes)}" if suffixes else name
 
 
 def _prune_logs(logs_root: Path) -> None:
@@ -108,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             module.print_report(result)
             print_memory(result["memory"], result["cpu"])
             print_findings(findings, args.log_dir)
-            key = f"{name}@{args.tag}" if args.tag else name
+            key = result_key(name, args)
             merge_results(args.results, key, result)
             print(f"\nbench: figures merged into {args.results} under {key!r}", flush=True)
     except KeyboardInterrupt:

@@ -274,6 +274,10 @@ class Crypto:
             raise DecryptionError("the wrapped value is not a data key")
         return data_key
 
+    def open_data_key(self, scope: str, wrapped: bytes) -> "Cipher":
+        """The cipher of a wrapped data key (unwrap, then :meth:`data_cipher`)."""
+        return self.data_cipher(self.unwrap_data_key(scope, wrapped))
+
     @staticmethod
     def data_cipher(data_key: bytes) -> Cipher:
         """A :class:`Cipher` over one data key (key id ``"d"``)."""

@@ -270,3 +270,22 @@ def validate_fields(
             summary, field=first, details={"fields": messages, "reasons": reasons}
         )
     return cleaned
+
+
+def validate_id_type_or_default(value: Any) -> str:
+    """A document type, ``resident_id`` when none is given (most people have one)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "resident_id"
+    return validate_id_type(value)
+
+
+def person_spec(data: Mapping[str, Any], prefix: str = "") -> dict[str, Callable[[Any], Any]]:
+    """The checks for the personal data we collect (name, document, phone), for
+    :func:`validate_fields`; ``prefix`` as in ``admin_name``."""
+    id_type = data.get(f"{prefix}id_type") if isinstance(data, Mapping) else None
+    return {
+        f"{prefix}name": validate_name,
+        f"{prefix}id_type": validate_id_type_or_default,
+        f"{prefix}id_number": lambda v: validate_id_number(id_type or "resident_id", v),
+        f"{prefix}phone": validate_phone,
+    }

@@ -21,5 +21,6 @@ def page(path: str) -> Response:
     if not target.is_file():
         return Response("Not found", status=404)
     mimetype = TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    cache = "no-cache" if target.suffix == ".html" else "public, max-age=300"
+    # revalidate every time: the pages' modules must never mix versions after a deploy
+    cache = "no-cache"
     return Response(target.read_bytes(), headers={"Content-Type": mimetype, "Cache-Control": cache})

@@ -19,12 +19,9 @@ from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.masking import mask_id_number, mask_phone
 from shared.outbox import add_event
 from shared.validation import (
-    ID_TYPES,
     FieldError,
+    person_spec,
     validate_fields,
-    validate_id_number,
-    validate_name,
-    validate_phone,
 )
 
 MAX_PAGE_SIZE = 200
@@ -42,14 +39,6 @@ def _uuid(value, what: str) -> str:
         raise NotFound(f"No such {what}.") from None
 
 
-def _id_type(value):
-    if value in (None, ""):
-        return "resident_id"
-    if value not in ID_TYPES:
-        raise FieldError("unknown_id_type", "must be one of " + ", ".join(ID_TYPES))
-    return value
-
-
 def _consent(value):
     if value is not True:
         raise FieldError("required", "You must agree to the consent text to join.")
@@ -58,17 +47,7 @@ def _consent(value):
 
 def validate_applicant(body: dict) -> dict:
     body = body if isinstance(body, dict) else {}
-    id_type = body.get("id_type") or "resident_id"
-    cleaned = validate_fields(
-        body,
-        {
-            "name": validate_name,
-            "id_type": _id_type,
-            "id_number": lambda v: validate_id_number(id_type, v),
-            "phone": validate_phone,
-            "consent": _consent,
-        },
-    )
+    cleaned = validate_fields(body, {**person_spec(body), "consent": _consent})
     version = body.get("consent_version")
     if version not in (None, "", CONSENT_VERSION):
         raise InvalidInput(
@@ -142,10 +121,9 @@ def ledger_closed(session: Session, ledger_id: str) -> None:
 
 
 def _cipher(session: Session, crypto: Crypto, ledger_id: str):
+    """The cipher of the ledger's member-data key; None once the ledger closed."""
     key = session.get(LedgerKey, ledger_id)
-    if key is None:
-        return None
-    return crypto.data_cipher(crypto.unwrap_data_key(f"member-ledger:{ledger_id}", key.wrapped_key))
+    return crypto.open_data_key(f"member-ledger:{ledger_id}", key.wrapped_key) if key else None
 
 
 # -- joining -------------------------------------------------------------------------
@@ -289,7 +267,8 @@ def sweep_abandoned(session: Session, older_than_seconds: int) -> int:
 # -- leaving and removal -------------------------------------------------------------
 
 
-def _end(session: Session, m: Membership, status: str, reason: str) -> None:
+def _end(session: Session, m: Membership, status: str, reason: str | None) -> None:
+    """The membership ends (left by the member, or removed by an admin with a reason)."""
     person_ref = m.person_ref
     m.status = status
     m.left_at = now()
@@ -315,7 +294,7 @@ def leave(session: Session, membership_id: str, person_ref: str) -> dict:
     m = session.get(Membership, _uuid(membership_id, "membership"), with_for_update=True)
     if m is None or m.person_ref != person_ref or m.status != "active":
         raise NotFound("No such membership.")
-    _end(session, m, "left", "left by the member")
+    _end(session, m, "left", None)
     return {"membership_id": m.id, "status": m.status, "left_at": m.left_at.isoformat()}
 
 

@@ -17,22 +17,11 @@ from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, rule_labels, validate_ru
 from shared.masking import mask_id_number, mask_name, mask_phone
 from shared.outbox import add_event
 from shared.validation import (
-    ID_TYPES,
     FieldError,
+    person_spec,
     validate_fields,
-    validate_id_number,
-    validate_name,
-    validate_phone,
     validate_text,
 )
-
-
-def _id_type(value):
-    if value in (None, ""):
-        return "resident_id"
-    if value not in ID_TYPES:
-        raise FieldError("unknown_id_type", "must be one of " + ", ".join(ID_TYPES))
-    return value
 
 
 def _ends_on(value):
@@ -50,16 +39,12 @@ def _ends_on(value):
 def validate_application(application: dict) -> dict:
     """Check every field of a ledger application; InvalidInput names each bad one."""
     application = application if isinstance(application, dict) else {}
-    id_type = application.get("admin_id_type") or "resident_id"
     return validate_fields(
         application,
         {
             "org_name": lambda v: validate_text(v, 60),
             "org_address": lambda v: validate_text(v, 120),
-            "admin_name": validate_name,
-            "admin_id_type": _id_type,
-            "admin_id_number": lambda v: validate_id_number(id_type, v),
-            "admin_phone": validate_phone,
+            **person_spec(application, prefix="admin_"),
             "ends_on": _ends_on,
         },
     )
@@ -68,23 +53,13 @@ def validate_application(application: dict) -> dict:
 def validate_person(body: dict) -> dict:
     """A co-admin to invite: name, document and phone."""
     body = body if isinstance(body, dict) else {}
-    id_type = body.get("id_type") or "resident_id"
-    return validate_fields(
-        body,
-        {
-            "name": validate_name,
-            "id_type": _id_type,
-            "id_number": lambda v: validate_id_number(id_type, v),
-            "phone": validate_phone,
-        },
-    )
+    return validate_fields(body, person_spec(body))
 
 
 def _ledger_cipher(session: Session, crypto: Crypto, ledger_id: str):
+    """The cipher of the ledger's data key; None once the ledger closed (key destroyed)."""
     key = session.get(LedgerKey, ledger_id)
-    if key is None:
-        return None
-    return crypto.data_cipher(crypto.unwrap_data_key(f"ledger:{ledger_id}", key.wrapped_key))
+    return crypto.open_data_key(f"ledger:{ledger_id}", key.wrapped_key) if key else None
 
 
 def register_ledger(

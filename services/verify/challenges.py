@@ -99,20 +99,8 @@ class Challenges:
         if existing is not None:
             return existing
         phone = applicant["phone"]
-        challenge = Challenge(
-            id=challenge_id,
-            purpose=purpose,
-            subject_id=subject_id,
-            person_ref=self.crypto.person_ref(applicant["id_type"], applicant["id_number"]),
-            phone_index=self.crypto.phone_index(phone),
-            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
-            masked_phone=mask_phone(phone),
-            status="pending",
-            failed_attempts=0,
-            sends=0,
-            client=client or "",
-        )
-        self.session.add(challenge)
+        person_ref = self.crypto.person_ref(applicant["id_type"], applicant["id_number"])
+        challenge = self._new(challenge_id, purpose, subject_id, person_ref, phone, client)
         try:
             match = self.health_kit.match_identity(
                 applicant["name"], applicant["id_type"], applicant["id_number"], phone
@@ -128,6 +116,25 @@ class Challenges:
         self._announce_sent(challenge)
         return challenge
 
+    def _new(self, challenge_id: str, purpose: str, subject_id, person_ref, phone: str, client: str) -> Challenge:
+        """A challenge for this phone; the phone is kept encrypted only while a code may
+        still be resent."""
+        challenge = Challenge(
+            id=challenge_id,
+            purpose=purpose,
+            subject_id=subject_id,
+            person_ref=person_ref,
+            phone_index=self.crypto.phone_index(phone),
+            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
+            masked_phone=mask_phone(phone),
+            status="pending",
+            failed_attempts=0,
+            sends=0,
+            client=client or "",
+        )
+        self.session.add(challenge)
+        return challenge
+
     def start_login(self, phone: str, client: str = "") -> dict:
         """Send a login code to a phone that has passed verification before.
 
@@ -138,21 +145,8 @@ class Challenges:
         identity = self.session.scalars(
             select(Identity).where(Identity.phone_index == phone_index).order_by(Identity.updated_at.desc())
         ).first()
-        challenge_id = str(uuid.uuid4())
-        challenge = Challenge(
-            id=challenge_id,
-            purpose="login",
-            subject_id=None,
-            person_ref=identity.person_ref if identity else None,
-            phone_index=phone_index,
-            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
-            masked_phone=mask_phone(phone),
-            status="pending",
-            failed_attempts=0,
-            sends=0,
-            client=client or "",
-        )
-        self.session.add(challenge)
+        person_ref = identity.person_ref if identity else None
+        challenge = self._new(str(uuid.uuid4()), "login", None, person_ref, phone, client)
         self._send_code(challenge, phone, deliver=identity is not None)
         return self.describe(challenge)
 
@@ -162,22 +156,8 @@ class Challenges:
         identity = self.session.get(Identity, person_ref)
         if identity is None:
             raise Conflict("No verified phone is on record for you; log in again.")
-        challenge_id = str(uuid.uuid4())
         phone = self.crypto.master.decrypt_text(identity.phone_enc, aad=person_ref.encode())
-        challenge = Challenge(
-            id=challenge_id,
-            purpose="reconfirm",
-            subject_id=subject_id,
-            person_ref=person_ref,
-            phone_index=identity.phone_index,
-            phone_enc=self.crypto.master.encrypt_text(phone, aad=challenge_id.encode()),
-            masked_phone=mask_phone(phone),
-            status="pending",
-            failed_attempts=0,
-            sends=0,
-            client=client or "",
-        )
-        self.session.add(challenge)
+        challenge = self._new(str(uuid.uuid4()), "reconfirm", subject_id, person_ref, phone, client)
         self._send_code(challenge, phone)
         self._announce_sent(challenge)
         return self.describe(challenge)

@@ -23,7 +23,6 @@ from types import SimpleNamespace
 import pytest
 
 from tests.e2e.api_client import ApiClient
-from tests.e2e.conftest import api, running  # noqa: F401 - the shared session stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -132,6 +131,8 @@ def shot(page, name: str, full_page: bool = True) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.wait_for_load_state("networkidle")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the screen"
     if full_page:  # from the top, or the sticky bar lands mid-picture
         page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")

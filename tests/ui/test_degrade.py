@@ -1,14 +1,18 @@
-"""The pages when parts of the API are missing or slow: each panel whose endpoint
-answers 404 (an older gateway) says so in a short notice and the rest of the page
-works; the dev SMS outbox switched off (production); a verification the gateway could
-not finish waiting for (202 pending), which the page then polls."""
+"""The pages when parts of the system are missing, slow or failing: each panel whose
+endpoint answers 404 (an older gateway) says so in a short notice and the rest of the
+page works; the dev SMS outbox switched off (production); a verification the gateway
+could not finish waiting for (202 pending), which the page then polls; a Health Kit
+that cannot be reached, whose last good data is shown with its time."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import requests
+
 from tests.e2e.flows import create_active_ledger, join_token, known_person
+from tests.e2e.flows import join as api_join
 from tests.ui.conftest import shot, wait_for
 
 MISSING = json.dumps({"error": {"code": "not_found", "message": "No such API endpoint."}})
@@ -94,3 +98,32 @@ def test_a_pending_verification_is_polled_until_the_code_is_sent(browsing, clien
     page.get_by_role("button", name="确认加入").click()
     page.get_by_role("heading", name="已加入").wait_for()
     wait_for(lambda: page.evaluate("localStorage.getItem('tuantibu.token')"), what="the session")
+
+
+def test_a_failed_comparison_shows_stale_data_with_its_time(browsing, client, stack):
+    admin = known_person(client, "尤老师")
+    ledger_id, token = create_active_ledger(client, admin, org_name="密云区水库站")
+    joiner = known_person(client, "施然")
+    api_join(client, join_token(client, ledger_id, token), joiner)
+    page = browsing.page()
+    page.goto("/")
+    page.evaluate("t => localStorage.setItem('tuantibu.token', t)", token)
+    page.goto(f"/ledger/{ledger_id}")
+
+    def checked():
+        if "尚未比对" in page.locator(".member-list").inner_text():
+            page.reload()
+            return False
+        return page.locator("article.member").count() == 1
+
+    wait_for(checked, what="the first check")
+    requests.put(stack.healthkit_url + "/switches", json={"failure_rate": 1.0}, timeout=5).raise_for_status()
+    try:
+        page.get_by_role("button", name="立即比对").click()
+        page.get_by_text("比对未全部完成").wait_for(timeout=60_000)
+    finally:
+        requests.put(stack.healthkit_url + "/switches", json={"failure_rate": 0.0}, timeout=5).raise_for_status()
+    stale = page.locator("article.member .stale")
+    stale.wait_for()
+    assert re.match(r"数据截至 \d{4}-\d\d-\d\d \d\d:\d\d", stale.inner_text())
+    shot(page, "44-ledger-stale-data")

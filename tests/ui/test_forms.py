@@ -87,6 +87,18 @@ def test_join_form_inline_errors(browsing, client):
     assert page.get_by_label("证件号码").input_value() == "X123"
     shot(page, "32-join-validation-errors")
 
+    # someone already in the ledger is told so, above the button, with the form kept
+    member = known_person(client, "邓佳")
+    api_join(client, token, member)
+    page.get_by_label("姓名", exact=True).fill(member.name)
+    page.get_by_label("证件类型").select_option("resident_id")
+    page.get_by_label("证件号码").fill(member.id_number)
+    page.get_by_label("手机号").fill(member.phone)
+    page.get_by_label("我已阅读并同意以上内容，自愿加入").check()
+    page.get_by_role("button", name="下一步：获取验证码").click()
+    page.get_by_text("您已经是该团体簿的成员，无需重复加入").wait_for()
+    assert page.get_by_label("证件号码").input_value() == member.id_number
+
 
 def test_wrong_code_then_login_lands_where_the_person_came_from(browsing, client):
     admin = known_person(client, "郑老师")

@@ -211,6 +211,13 @@ def test_04_admin_sees_an_abnormal_member_and_filters(s):
     page.locator(".stats .stat-num").first.wait_for()
     shot(page, "11-ledger-members-stats")
 
+    # remind the abnormal member by SMS
+    before = s.api.sms_count(s.other.phone)
+    cards["赵强"].get_by_role("button", name="提醒").click()
+    page.get_by_role("dialog").get_by_role("button", name="发送").click()
+    page.locator(".action-msg", has_text="已发送 1 条提醒").wait_for()
+    wait_for(lambda: s.api.sms_count(s.other.phone) > before, what="the reminder SMS")
+
     # tap the abnormal count: only abnormal members are listed
     page.locator(".stats [data-filter=abnormal]").click()
     wait_for(lambda: set(members_on_page(page)) == {"赵强"}, what="the abnormal filter")
@@ -368,6 +375,24 @@ def test_09_the_member_sees_me_and_leaves(s):
     admin.reload()
     wait_for(lambda: set(members_on_page(admin)) == {"赵强"}, what="the member to disappear")
     shot(admin, "21-ledger-after-leave")
+
+    # the admin removes the other member, giving a reason
+    members_on_page(admin)["赵强"].get_by_role("button", name="移除").click()
+    dialog = admin.get_by_role("dialog")
+    dialog.get_by_role("button", name="确定移除").click()
+    assert "请填写移除原因" in dialog.locator(".field-error").inner_text()
+    dialog.get_by_label("移除原因").fill("已调离本单位")
+    dialog.get_by_role("button", name="确定移除").click()
+    admin.get_by_text("已移除 赵强").wait_for()
+    wait_for(lambda: not members_on_page(admin), what="an empty list")
+    # both are listed among those who left, with why
+    admin.locator(".filters summary").click()
+    admin.get_by_label("成员状态").select_option("left")
+    admin.get_by_role("button", name="应用筛选").click()
+    wait_for(lambda: set(members_on_page(admin)) == {"李明", "赵强"}, what="the members who left")
+    assert "管理员移除：已调离本单位" in members_on_page(admin)["赵强"].inner_text()
+    assert "本人退出" in members_on_page(admin)["李明"].inner_text()
+    shot(admin, "25-ledger-left-members")
     no_js_errors(s)
     s.done.add("leave")
 
