@@ -203,6 +203,7 @@ def main() -> int:
     print(
         "\n"
         f"Tuantibu is running: gateway {cfg.public_base_url} · Health Kit simulator {cfg.healthkit_url}\n"
+        f"Open {cfg.public_base_url}/create in a (phone) browser to create a ledger; API walk-through in README.md\n"
         f"Demo resident to try: {demo.name}, resident ID {demo.id_number}, phone {demo.phone}\n"
         f"SMS codes: {cfg.public_base_url}/api/dev/sms?phone={demo.phone}  "
         f"or `.venv/bin/python -m shared.sms --phone {demo.phone}`\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, MetaData, String, func
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
@@ -50,10 +50,15 @@ class SmsSend(Base):
     """One SMS sent, for the daily caps per phone and per client address."""
 
     __tablename__ = "sms_sends"
+    __table_args__ = (
+        # the daily caps count by phone and by client over the last day
+        Index("ix_sms_sends_phone_at", "phone_index", "sent_at"),
+        Index("ix_sms_sends_client_at", "client", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    phone_index: Mapped[str] = mapped_column(String(64), index=True)
-    client: Mapped[str] = mapped_column(String(64), index=True)
+    phone_index: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64))
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
 
 
