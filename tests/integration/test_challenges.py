@@ -1,0 +1,191 @@
+"""The verification rules as plain code: verify's Challenges on the real PostgreSQL,
+with fakes at the boundary for the two external systems (Health Kit, SMS)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, update
+from sqlalchemy.orm import Session
+
+import services.org.models  # noqa: F401 - registers every outbox table
+from services.verify.challenges import Challenges
+from services.verify.models import Challenge, SmsSend
+from shared.config import load_settings
+from shared.crypto import Crypto
+from shared.errors import CodeExpired, Conflict, RateLimited, TooManyAttempts, WrongCode
+from shared.healthkit import HealthKitUnavailable, IdentityMatch
+from shared.migrate import upgrade_all
+from tests.conftest import create_database, drop_database
+from tests.people import person
+
+CFG = load_settings({"SMS_DAILY_CAP_PER_PHONE": "3"})
+
+
+class FakeHealthKit:
+    """Knows some people; can be told to be unreachable."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, tuple[str, str]] = {}
+        self.down = False
+
+    def match_identity(self, name, id_type, id_number, phone):
+        if self.down:
+            raise HealthKitUnavailable()
+        if id_number not in self.people:
+            return IdentityMatch.NOT_FOUND
+        known_name, known_phone = self.people[id_number]
+        if known_phone != phone:
+            return IdentityMatch.PHONE_MISMATCH
+        return IdentityMatch.MATCH if known_name == name else IdentityMatch.NAME_MISMATCH
+
+
+class FakeSms:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict]] = []
+
+    def send(self, phone, template, params):
+        self.sent.append((phone, template, dict(params)))
+
+    def last_code(self) -> str:
+        return self.sent[-1][2]["code"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    url = create_database()
+    upgrade_all(url)
+    engine = create_engine(url)
+    yield engine
+    engine.dispose()
+    drop_database(url)
+
+
+@pytest.fixture
+def world(engine):
+    kit, sms = FakeHealthKit(), FakeSms()
+    with Session(engine) as session:
+        yield Challenges(session, Crypto(CFG), kit, sms, CFG), kit, sms, session
+
+
+def applicant(kit, **overrides):
+    p = person("钟测")
+    kit.people[p.id_number] = (p.name, p.phone)
+    data = {"name": p.name, "id_type": "resident_id", "id_number": p.id_number, "phone": p.phone}
+    data.update(overrides)
+    return data
+
+
+def start(challenges, kit, **overrides):
+    challenge_id = str(uuid.uuid4())
+    challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), applicant(kit, **overrides))
+    challenges.session.commit()
+    return challenge_id
+
+
+def test_a_match_sends_a_six_digit_code_stored_only_as_a_digest(world):
+    challenges, kit, sms, session = world
+    challenge_id = start(challenges, kit)
+    code = sms.last_code()
+    assert len(code) == 6 and code.isdigit()
+    stored = session.get(Challenge, challenge_id)
+    assert stored.status == "code_sent" and code not in stored.code_digest
+    assert stored.code_expires_at - stored.code_sent_at == timedelta(seconds=CFG.code_ttl_seconds)
+    result = challenges.confirm(challenge_id, code)
+    session.commit()
+    assert result["token"] and session.get(Challenge, challenge_id).phone_enc is None  # phone gone once done
+    with pytest.raises(Conflict):  # single use
+        challenges.confirm(challenge_id, code)
+
+
+@pytest.mark.parametrize("mismatch", [{"phone": "13900000001"}, {"name": "别人"}])
+def test_a_mismatch_is_rejected_without_sms(world, mismatch):
+    challenges, kit, sms, session = world
+    challenge_id = start(challenges, kit, **mismatch)
+    assert sms.sent == []
+    assert session.get(Challenge, challenge_id).status == "rejected"
+
+
+def test_an_unreachable_health_kit_rejects_visibly(world):
+    challenges, kit, sms, session = world
+    kit.down = True
+    challenge_id = start(challenges, kit)
+    assert session.get(Challenge, challenge_id).reason == "health_kit_unavailable" and sms.sent == []
+
+
+def test_five_wrong_codes_and_a_resend_does_not_reset_them(world):
+    challenges, kit, sms, session = world
+    challenge_id = start(challenges, kit)
+    right = sms.last_code()
+    wrong = "000000" if right != "000000" else "111111"
+    for left in (4, 3):
+        with pytest.raises(WrongCode) as err:
+            challenges.confirm(challenge_id, wrong)
+        assert err.value.details["attempts_left"] == left
+    session.execute(update(Challenge).where(Challenge.id == challenge_id)
+                    .values(code_sent_at=Challenge.code_sent_at - timedelta(seconds=61)))
+    challenges.resend(challenge_id)
+    session.commit()
+    for _ in range(2):
+        with pytest.raises(WrongCode):
+            challenges.confirm(challenge_id, wrong)
+    with pytest.raises(TooManyAttempts):
+        challenges.confirm(challenge_id, wrong)
+    with pytest.raises(TooManyAttempts):
+        challenges.confirm(challenge_id, sms.last_code())
+
+
+def test_resend_waits_for_the_cooldown(world):
+    challenges, kit, sms, session = world
+    challenge_id = start(challenges, kit)
+    with pytest.raises(RateLimited) as err:
+        challenges.resend(challenge_id)
+    assert 0 < err.value.details["retry_after"] <= 60
+
+
+def test_an_expired_code_is_refused_and_swept(world):
+    challenges, kit, sms, session = world
+    challenge_id = start(challenges, kit)
+    session.execute(update(Challenge).where(Challenge.id == challenge_id)
+                    .values(code_expires_at=Challenge.code_sent_at - timedelta(minutes=10)))
+    with pytest.raises(CodeExpired):
+        challenges.confirm(challenge_id, sms.last_code())
+    assert challenges.expire_unconfirmed() >= 1
+    session.commit()
+    assert session.get(Challenge, challenge_id).status == "expired"
+
+
+def test_the_daily_cap_per_phone(world):
+    challenges, kit, sms, session = world
+    data = applicant(kit)
+    for _ in range(3):
+        challenges.start_identity(str(uuid.uuid4()), "join", str(uuid.uuid4()), data)
+    session.commit()
+    fourth = str(uuid.uuid4())
+    challenges.start_identity(fourth, "join", str(uuid.uuid4()), data)
+    session.commit()
+    assert session.get(Challenge, fourth).reason == "rate_limited"
+    assert len(sms.sent) == 3
+    assert session.query(SmsSend).filter(SmsSend.phone_index == Crypto(CFG).phone_index(data["phone"])).count() == 3
+
+
+def test_sessions_end_when_idle_or_revoked(world):
+    challenges, kit, sms, session = world
+    token = challenges.open_session("ref-1")
+    session.commit()
+    assert challenges.check_session(token) == {"person_ref": "ref-1"}
+    from services.verify.models import UserSession
+    from shared.errors import Unauthenticated
+
+    record = session.query(UserSession).filter(UserSession.person_ref == "ref-1").one()
+    record.last_seen_at -= timedelta(seconds=CFG.session_idle_seconds + 1)
+    session.commit()
+    with pytest.raises(Unauthenticated):
+        challenges.check_session(token)
+    other = challenges.open_session("ref-2")
+    challenges.revoke_session(other)
+    session.commit()
+    with pytest.raises(Unauthenticated):
+        challenges.check_session(other)

@@ -1,0 +1,30 @@
+"""Join-link tokens: genuine ones read back; tampered, foreign-key or garbage ones don't."""
+
+import uuid
+
+import pytest
+
+from shared.join_links import make_token, read_token
+
+KEY = b"k" * 32
+
+
+def test_a_token_names_its_ledger_and_version():
+    ledger_id = str(uuid.uuid4())
+    assert read_token(KEY, make_token(KEY, ledger_id, 7)) == (ledger_id, 7)
+
+
+def test_every_single_character_change_is_detected():
+    token = make_token(KEY, str(uuid.uuid4()), 1)
+    for i in range(len(token)):
+        changed = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
+        assert read_token(KEY, changed) is None
+
+
+@pytest.mark.parametrize("token", ["", "abc", "!" * 48, None, 12, "A" * 500])
+def test_garbage_is_not_a_token(token):
+    assert read_token(KEY, token) is None
+
+
+def test_another_key_does_not_verify():
+    assert read_token(b"x" * 32, make_token(KEY, str(uuid.uuid4()), 1)) is None
