@@ -404,6 +404,12 @@ def run_db_figures(stack, run_id: str) -> dict:
     )
     (run_people,), = _db(stack, "SELECT count(*) FROM healthsync.run_people WHERE run_id = %s", (run_id,))
     (snap_in_run,), = _db(stack, "SELECT count(*) FROM healthsync.snapshots WHERE last_run_id = %s", (run_id,))
+    # the claim query's plan depends on run_people's statistics: when were they refreshed?
+    stats = _db(
+        stack,
+        "SELECT relname, n_live_tup, last_autoanalyze, autoanalyze_count, last_autovacuum "
+        "FROM pg_stat_user_tables WHERE schemaname = 'healthsync' AND relname IN ('run_people', 'runs', 'snapshots')",
+    )
     # ledgers finished per 10 s of the run (by the services' clock)
     per_10s = _db(
         stack,
@@ -416,6 +422,7 @@ def run_db_figures(stack, run_id: str) -> dict:
     def since(t):
         return round((t - started).total_seconds(), 2) if t and started else None
 
+
     return {
         "run_started_at": started.isoformat() if started else None,
         "run_seconds (db clock)": since(finished),
@@ -427,6 +434,11 @@ def run_db_figures(stack, run_id: str) -> dict:
         "run_people_rows": run_people,
         "snapshots_written_by_run": snap_in_run,
         "ledgers_finished_per_10s": [n for _, n in per_10s],
+        "table_stats_after": {
+            name: {"live_rows": live, "autoanalyzed_s_after_run_start": since(analyzed), "autoanalyze_count": count,
+                   "autovacuumed_s_after_run_start": since(vacuumed)}
+            for name, live, analyzed, count, vacuumed in stats
+        },
     }
 
 
@@ -518,12 +530,18 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
     ratio = round(ref2["seconds"] / wall, 3) if ref2 and wall else None
     full_size = size["memberships"] >= FULL["memberships"]
     cpu = {"reference1_phase": ref1_cpu, "run_phase": run_cpu}
+    finished_ledgers = max(1, db["ledgers_done"] or 0)
+    cpu_per_ledger = {
+        name: round(v["cpu_s"] / finished_ledgers * 1000, 2)
+        for name, v in run_cpu["processes"].items()
+        if v.get("cpu_s") is not None and (name.startswith("healthsync") or name in ("postgresql", "healthkit-sim", "rabbitmq"))
+    }
     if ref2_cpu:
         cpu["reference2_phase"] = ref2_cpu
     return {
         "params": {
             **size, "quick": bool(args.quick), "healthsync_instances": instances,
-            "healthsync_max_workers": args.sync_workers or stack.env.get("MAX_WORKERS", "20 (default)"),
+            "healthsync_max_workers": args.sync_workers or stack.env.get("MAX_WORKERS", "20 (stack default)"),
             "run_timeout_s": args.run_timeout,
         },
         "seed": seeded,
@@ -564,6 +582,7 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
             },
         },
         "db_activity_during_run": ran["db_activity"],
+        "cpu_ms_per_ledger_during_run": cpu_per_ledger,
         "cpu": cpu,
         "postgres_connections": {"run_phase": run_connections},
     }
@@ -609,6 +628,9 @@ def print_report(result: dict) -> None:
           f"{a['avg_idle_in_transaction_sessions']} idle in transaction on average ({a['samples']} samples); top:")
     for item in a["top"][:10]:
         print(f"  {item['avg_sessions']:5.2f}  {item['state'][:20]:20} {item['wait'][:28]:28} {item['query'][:80]}")
+    print(f"CPU ms per finished ledger during the run: {result['cpu_ms_per_ledger_during_run']} "
+          "(postgresql counts every database on the server)")
+    print(f"tables after the run: {db['table_stats_after']}")
     c = result["postgres_connections"]["run_phase"]
     print(f"PostgreSQL connections during the run: peak {c['peak_this_database']} to this database, "
           f"{c['peak_whole_server']} on the whole server (max_connections {c['max_connections']})")
