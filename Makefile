@@ -18,6 +18,7 @@ run: $(STAMP)
 	@$(PY) -m shared.stack
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check shared services tests bench
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)
