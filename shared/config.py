@@ -78,6 +78,8 @@ class Settings:
     run_history_days: int
     access_log_days: int
     housekeeping_seconds: float
+    gateway_tls_cert: str
+    gateway_tls_key: str
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -176,6 +178,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             run_history_days=int(env.get("RUN_HISTORY_DAYS", "30")),
             access_log_days=int(env.get("ACCESS_LOG_DAYS", "180")),
             housekeeping_seconds=float(env.get("HOUSEKEEPING_SECONDS", "60")),
+            gateway_tls_cert=env.get("GATEWAY_TLS_CERT", ""),
+            gateway_tls_key=env.get("GATEWAY_TLS_KEY", ""),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 import segno
 from eventlet import tpool
 from nameko.events import BROADCAST, event_handler
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from services.gateway import exports
 from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
 from services.gateway.pages import page
+from services.gateway.tls import http
 from services.gateway.waiter import WaiterProvider
 from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION

@@ -280,3 +280,50 @@ def test_a_phone_gets_at_most_the_daily_cap_of_codes(api, admin):
     assert capped.status_code == 429
     assert capped.json()["error"]["code"] == "rate_limited" and capped.json()["error"]["field"] == "phone"
     assert api.sms_count(admin.phone) == 10
+
+
+def test_the_gateway_serves_https_given_a_certificate(running, tmp_path):
+    import datetime as dt
+    import time as _time
+
+    import requests
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.conftest import free_port
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    port = free_port()
+    running.stack.start_service("gateway", name="gateway-tls", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
+                                GATEWAY_TLS_CERT=str(cert_file), GATEWAY_TLS_KEY=str(key_file))
+    try:
+        deadline = _time.monotonic() + 30
+        while True:
+            try:
+                page = requests.get(f"https://127.0.0.1:{port}/", verify=str(cert_file), timeout=5)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                assert _time.monotonic() < deadline, "the TLS gateway did not start"
+                _time.sleep(0.3)
+        assert page.status_code == 200 and "团体簿" in page.text
+        answer = requests.get(f"https://127.0.0.1:{port}/api/ping", verify=str(cert_file), timeout=20)
+        assert answer.status_code == 200 and answer.json() == {"pong": True}
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/api/ping", timeout=5)
+    finally:
+        running.stack.stop("gateway-tls")
