@@ -9,6 +9,7 @@ the member list, stats and XLSX export of a 5,000-member ledger)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -89,6 +90,24 @@ def result_key(name: str, args: argparse.Namespace) -> str:
     return f"{name}@{'-'.join(suffixes)}" if suffixes else name
 
 
+# the code the figures depend on most: a fingerprint of each file goes with the figures
+FINGERPRINTED = (
+    "services/healthsync/comparison.py", "services/healthsync/ledger_view.py", "services/healthsync/service.py",
+    "services/healthsync/models.py", "services/member/memberships.py", "services/gateway/service.py",
+    "shared/outbox.py", "shared/healthkit/simulator.py",
+)
+
+
+def code_fingerprints() -> dict[str, str]:
+    out = {}
+    for rel in FINGERPRINTED:
+        try:
+            out[rel] = hashlib.sha256((ROOT / rel).read_bytes()).hexdigest()[:12]
+        except OSError:
+            out[rel] = "missing"
+    return out
+
+
 def _prune_logs(logs_root: Path) -> None:
     runs = sorted(p for p in logs_root.glob("run-*") if p.is_dir())
     for old in runs[:-KEEP_LOG_RUNS]:
@@ -133,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "host": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before]},
                 "stack_env": {k: bench_stack.env.get(k, "(default)") for k in STACK_KNOBS},
+                "code_sha256_12": code_fingerprints(),
             }
             result.update(module.run(bench_stack, args, stop, lambda: CpuMeter(bench_stack.processes)))
             result["memory"] = stack_memory(bench_stack.processes)

@@ -48,6 +48,7 @@ TARGET_P99_MS = 100.0
 TARGET_XLSX_S = 3.0
 RNG_SEED = 5_000_005
 WARMUP_REQUESTS = 5
+SINGLE_CLIENT_REQUESTS = 20  # one client, one request at a time: the latency without queueing
 TIMEOUT = 60
 ENDPOINT_LABELS = {
     "page": "GET members (page 1, 50 rows)",
@@ -238,12 +239,14 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
         seen["xlsx_content"] = response.content
 
     results: dict[str, dict] = {}
+    single: dict[str, dict] = {}
     cpu: dict[str, dict] = {}
     connections = ConnectionSampler(stack.database_url)
     try:
         connections.start()
         for key, call in (("page", page), ("abnormal", abnormal), ("stats", stats)):
             measure(WARMUP_REQUESTS, 1, call, stop)
+            single[key] = measure(SINGLE_CLIENT_REQUESTS, 1, call, stop)
             print(f"view: {ENDPOINT_LABELS[key]}: {n_requests} requests, {clients} clients...", flush=True)
             meter = meter_factory()
             meter.start()
@@ -279,6 +282,7 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
         "ledger_id": ledger_id,
         "seed": seeded,
         "endpoints": results,
+        "single_client": single,
         "checks": {"abnormal_members": seen.get("abnormal_total"), "stats": seen.get("stats"),
                    "xlsx_bytes": seen.get("xlsx_bytes"), "xlsx_member_rows": xlsx_rows},
         "targets": targets,
@@ -319,6 +323,9 @@ def print_report(result: dict) -> None:
         errors = ", ".join(f"{k}×{n}" for k, n in e["errors"].items()) or "0"
         print(f"{label:38} {e['count']:6d} {_fmt(e['p50_ms'])} {_fmt(e['p90_ms'])} {_fmt(e['p99_ms'])} "
               f"{_fmt(e['max_ms'])} {_fmt(e['per_second'], 7)}  {errors}")
+    for key, e in result.get("single_client", {}).items():
+        print(f"  one client, {e['count']} requests in a row: {ENDPOINT_LABELS[key]:34} p50 {_fmt(e['p50_ms'])} ms, "
+              f"max {_fmt(e['max_ms'])} ms")
     c = result["checks"]
     print(f"abnormal members: {c['abnormal_members']}; stats: {c['stats']}")
     print(f"XLSX: {c['xlsx_bytes']} bytes, {c['xlsx_member_rows']} member rows")

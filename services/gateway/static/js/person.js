@@ -49,7 +49,10 @@ export function validateForm(form, prefix = '', texts = {}) {
 /** Check a field when the person leaves it, clear its error while they type. */
 export function liveValidation(form, prefix = '', texts = {}) {
   for (const f of Object.values(form.fields)) {
-    f.input.addEventListener('input', () => { if (f.wrap.classList.contains('has-error')) f.setError(''); });
+    f.input.addEventListener('input', () => {
+      if (f.wrap.classList.contains('has-error')) f.setError('');
+      f.localError = false;
+    });
     f.input.addEventListener('blur', () => {
       // a little later: showing the message moves what is below it, and a tap on the
       // submit button that caused this blur must still land on the button
@@ -57,7 +60,15 @@ export function liveValidation(form, prefix = '', texts = {}) {
         if (!f.input.isConnected || !f.input.value.trim()) return; // empty: only on submit
         const values = form.values();
         const reason = checkPerson(values, prefix, texts)[f.name];
-        f.setError(reason ? reasonText(f.name, reason, values[`${prefix}id_type`]) : '');
+        if (reason) {
+          f.setError(reasonText(f.name, reason, values[`${prefix}id_type`]));
+          f.localError = true;
+        } else if (f.localError) {
+          // clear only what this check put there: an answer from the server (e.g. the
+          // Health Kit does not know this phone) stays until the value is edited
+          f.setError('');
+          f.localError = false;
+        }
       }, 250);
     });
   }
