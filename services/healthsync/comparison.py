@@ -3,12 +3,13 @@ checks, and runs fanned out per ledger. Plain code over a session and the Health
 adapter.
 
 A run creates one ``run_ledgers`` row and one ``healthsync.ledger_work`` message per
-ledger. Any number of healthsync instances take those messages; each compares its
-ledger in batches of at most 1,000 people. A batch *claims* its people in ``run_people``
-(primary key run + person) in the same transaction that writes their snapshots, so:
-a person in several ledgers is fetched once per run; a worker killed mid-batch leaves no
-claim behind (its transaction rolls back) and the redelivered message compares exactly
-the people not yet compared.
+ledger, and assigns every person to exactly one of their ledgers' work (``run_people``,
+one row per person, in one statement): a person in several ledgers is fetched once per
+run, and workers never wait for each other. Any number of healthsync instances take the
+messages; each compares its ledger's people in batches of at most 1,000, marking them
+compared in the transaction that writes their snapshots. A worker killed mid-batch
+leaves its batch unmarked (the transaction rolls back) and the redelivered message
+compares exactly the people not yet compared.
 """
 
 from __future__ import annotations
@@ -48,6 +49,53 @@ from shared.outbox import add_event, add_events
 log = logging.getLogger(__name__)
 
 BATCH = MAX_BULK
+
+#: One statement per batch (set-based): write the snapshots, keep the pending-since time
+#: of a still-pending test, mark the people compared in the run, and return the values
+#: they had before (to announce changes). Every CTE sees the table as it was before.
+WRITE_SNAPSHOTS = text(
+    """
+    WITH incoming AS (
+        SELECT * FROM unnest(
+            CAST(:refs AS text[]), CAST(:codes AS text[]), CAST(:popups AS text[]),
+            CAST(:sampled AS timestamptz[]), CAST(:results AS text[]), CAST(:vaccinations AS text[])
+        ) AS t(person_ref, code_status, popup, last_test_sampled_at, last_test_result, vaccination)
+    ),
+    old AS (
+        SELECT s.person_ref, s.code_status, s.popup, s.last_test_sampled_at, s.last_test_result, s.vaccination
+        FROM healthsync.snapshots s JOIN incoming USING (person_ref)
+    ),
+    written AS (
+        INSERT INTO healthsync.snapshots AS s (person_ref, code_status, popup, last_test_sampled_at,
+            last_test_result, pending_seen_at, vaccination, checked_at, stale_since, last_run_id)
+        SELECT person_ref, code_status, popup, last_test_sampled_at, last_test_result,
+               CASE WHEN last_test_result = 'pending' THEN CAST(:now AS timestamptz) END,
+               vaccination, :now, NULL, :run_id
+        FROM incoming
+        ON CONFLICT (person_ref) DO UPDATE SET
+            code_status = EXCLUDED.code_status,
+            popup = EXCLUDED.popup,
+            last_test_sampled_at = EXCLUDED.last_test_sampled_at,
+            last_test_result = EXCLUDED.last_test_result,
+            pending_seen_at = CASE
+                WHEN EXCLUDED.last_test_result IS DISTINCT FROM 'pending' THEN NULL
+                WHEN s.last_test_result = 'pending'
+                     AND s.last_test_sampled_at IS NOT DISTINCT FROM EXCLUDED.last_test_sampled_at
+                THEN COALESCE(s.pending_seen_at, EXCLUDED.pending_seen_at)
+                ELSE EXCLUDED.pending_seen_at END,
+            vaccination = EXCLUDED.vaccination,
+            checked_at = EXCLUDED.checked_at,
+            stale_since = NULL,
+            last_run_id = EXCLUDED.last_run_id
+    ),
+    marked AS (
+        UPDATE healthsync.run_people SET compared_at = :now
+        WHERE CAST(:run_id AS text) IS NOT NULL AND run_id = :run_id
+          AND person_ref = ANY(CAST(:refs AS text[]))
+    )
+    SELECT * FROM old
+    """
+)
 WATCHED = ("code_status", "popup", "last_test_result", "vaccination")
 
 
@@ -172,62 +220,40 @@ class Comparison:
         ).all()
         if not subjects:
             return 0
-        id_of = {
-            ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects
-        }
+        id_of = {ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects}
         records = self.health_kit.bulk_status(list(id_of.values()))
+        rows = [self._row(ref, records.get(id_number)) for ref, id_number in id_of.items()]
         old = {
-            s.person_ref: s
-            for s in self.session.scalars(select(Snapshot).where(Snapshot.person_ref.in_(list(id_of))))
+            r.person_ref: r
+            for r in self.session.execute(
+                WRITE_SNAPSHOTS,
+                {
+                    "refs": [r["person_ref"] for r in rows],
+                    "codes": [r["code_status"] for r in rows],
+                    "popups": [r["popup"] for r in rows],
+                    "sampled": [r["last_test_sampled_at"] for r in rows],
+                    "results": [r["last_test_result"] for r in rows],
+                    "vaccinations": [r["vaccination"] for r in rows],
+                    "now": now(),
+                    "run_id": run_id,
+                },
+            )
         }
-        t = now()
-        rows = []
-        for ref, id_number in id_of.items():
-            rows.append(self._row(ref, records.get(id_number), old.get(ref), t, run_id))
-        stmt = pg_insert(Snapshot).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Snapshot.person_ref],
-            set_={
-                "code_status": stmt.excluded.code_status,
-                "popup": stmt.excluded.popup,
-                "last_test_sampled_at": stmt.excluded.last_test_sampled_at,
-                "last_test_result": stmt.excluded.last_test_result,
-                "pending_seen_at": stmt.excluded.pending_seen_at,
-                "vaccination": stmt.excluded.vaccination,
-                "checked_at": stmt.excluded.checked_at,
-                "stale_since": None,
-                "last_run_id": stmt.excluded.last_run_id,
-            },
-        )
-        self.session.execute(stmt)
         self._announce_changes(rows, old)
         return len(rows)
 
     @staticmethod
-    def _row(ref: str, record: HealthRecord | None, old: Snapshot | None, t: datetime, run_id: str | None) -> dict:
-        if record is None:
-            return {
-                "person_ref": ref, "code_status": "unknown", "popup": None, "last_test_sampled_at": None,
-                "last_test_result": None, "pending_seen_at": None, "vaccination": "none_found",
-                "checked_at": t, "stale_since": None, "last_run_id": run_id,
-            }
-        pending_seen_at = None
-        if record.last_test_result == "pending":
-            same_test = old is not None and old.last_test_result == "pending" and (
-                old.last_test_sampled_at == record.last_test_sampled_at
-            )
-            pending_seen_at = old.pending_seen_at if same_test and old.pending_seen_at else t
+    def _row(ref: str, record: HealthRecord | None) -> dict:
+        if record is None:  # the Health Kit no longer knows this ID
+            return {"person_ref": ref, "code_status": "unknown", "popup": None, "last_test_sampled_at": None,
+                    "last_test_result": None, "vaccination": "none_found"}
         return {
             "person_ref": ref,
             "code_status": record.code_status,
             "popup": record.popup,
             "last_test_sampled_at": record.last_test_sampled_at,
             "last_test_result": record.last_test_result,
-            "pending_seen_at": pending_seen_at,
             "vaccination": record.vaccination,
-            "checked_at": t,
-            "stale_since": None,
-            "last_run_id": run_id,
         }
 
     def _announce_changes(self, rows: list[dict], old: dict[str, Snapshot]) -> None:
@@ -332,6 +358,18 @@ class Comparison:
             self.session.execute(
                 insert(RunLedger), [{"run_id": run_id, "ledger_id": lid, "status": "pending", "people": 0} for lid in ledger_ids]
             )
+            self.session.execute(
+                text(
+                    """
+                    INSERT INTO healthsync.run_people (run_id, person_ref, ledger_id)
+                    SELECT DISTINCT ON (person_ref) :run_id, person_ref, ledger_id
+                    FROM healthsync.members
+                    WHERE (CAST(:ledger_id AS text) IS NULL OR ledger_id = :ledger_id)
+                    ORDER BY person_ref, ledger_id
+                    """
+                ),
+                {"run_id": run_id, "ledger_id": ledger_id},
+            )
         self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_total=len(ledger_ids)))
         add_event(
             self.session, "healthsync.run_started",
@@ -346,27 +384,21 @@ class Comparison:
         return self.run_status(run_id)
 
     def sync_ledger(self, run_id: str, ledger_id: str, backoff: float = 1.0) -> str:
-        """Compare one ledger within a run; commits batch by batch. Returns the ledger's
-        final status (done | failed | skipped)."""
-        work = self.session.get(RunLedger, (run_id, ledger_id))
-        if work is None or work.status != "pending":
-            self.session.rollback()
-            return "skipped"
-        self.session.commit()
+        """Compare the people a run assigned to this ledger, batch by batch, each batch
+        committed with its snapshots. Returns the ledger's final status (done | failed |
+        skipped, when another delivery finished it)."""
         failures = 0
         while True:
             try:
-                claimed = self._claim_batch(run_id, ledger_id)
-                if not claimed:
-                    self.session.rollback()
-                    if not self._unclaimed_left(run_id, ledger_id):
+                batch = self._next_batch(run_id, ledger_id)
+                if batch:
+                    self.check_people(batch, run_id)
+                    self.session.commit()
+                if len(batch) < BATCH:
+                    if not self._left_to_compare(run_id, ledger_id):
                         break
-                    continue  # others held some of ours; they are committed now
-                compared = self.check_people(claimed, run_id)
-                self.session.execute(
-                    update(Run).where(Run.id == run_id).values(people_compared=Run.people_compared + compared)
-                )
-                self.session.commit()
+                    self.session.rollback()
+                    time.sleep(0.2)  # a batch of ours is in another worker's hands
             except HealthKitUnavailable:
                 self.session.rollback()
                 failures += 1
@@ -375,45 +407,25 @@ class Comparison:
                 time.sleep(backoff * (2 ** (failures - 1)))
         return self._ledger_done(run_id, ledger_id)
 
-    def _claim_batch(self, run_id: str, ledger_id: str) -> list[str]:
+    def _next_batch(self, run_id: str, ledger_id: str) -> list[str]:
         return list(
             self.session.scalars(
-                text(
-                    """
-                    INSERT INTO healthsync.run_people (run_id, person_ref, ledger_id)
-                    SELECT :run_id, m.person_ref, :ledger_id
-                    FROM (SELECT DISTINCT person_ref FROM healthsync.members WHERE ledger_id = :ledger_id) m
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM healthsync.run_people rp
-                        WHERE rp.run_id = :run_id AND rp.person_ref = m.person_ref)
-                    LIMIT :batch
-                    ON CONFLICT DO NOTHING
-                    RETURNING person_ref
-                    """
-                ),
-                {"run_id": run_id, "ledger_id": ledger_id, "batch": BATCH},
+                select(RunPerson.person_ref)
+                .where(RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id, RunPerson.compared_at.is_(None))
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
             )
         )
 
-    def _unclaimed_left(self, run_id: str, ledger_id: str) -> bool:
+    def _left_to_compare(self, run_id: str, ledger_id: str) -> bool:
         return bool(
             self.session.scalar(
-                text(
-                    """
-                    SELECT EXISTS (
-                        SELECT 1 FROM healthsync.members m
-                        WHERE m.ledger_id = :ledger_id AND NOT EXISTS (
-                            SELECT 1 FROM healthsync.run_people rp
-                            WHERE rp.run_id = :run_id AND rp.person_ref = m.person_ref))
-                    """
-                ),
-                {"run_id": run_id, "ledger_id": ledger_id},
+                select(
+                    exists().where(
+                        RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id, RunPerson.compared_at.is_(None)
+                    )
+                )
             )
-        )
-
-    def _people_in(self, ledger_id: str) -> int:
-        return self.session.scalar(
-            select(func.count(func.distinct(Member.person_ref))).where(Member.ledger_id == ledger_id)
         )
 
     def _ledger_done(self, run_id: str, ledger_id: str) -> str:
@@ -421,7 +433,11 @@ class Comparison:
         updated = self.session.execute(
             update(RunLedger)
             .where(RunLedger.run_id == run_id, RunLedger.ledger_id == ledger_id, RunLedger.status == "pending")
-            .values(status="done", finished_at=t, people=self._people_in(ledger_id))
+            .values(
+                status="done", finished_at=t,
+                people=select(func.count()).select_from(RunPerson)
+                .where(RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id).scalar_subquery(),
+            )
             .returning(RunLedger.people)
         ).first()
         if updated is None:  # another delivery finished it first
@@ -435,11 +451,10 @@ class Comparison:
                 set_={"last_success_at": t, "last_run_id": run_id, "last_status": "done"},
             )
         )
-        self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_done=Run.ledgers_done + 1))
         add_event(self.session, "healthsync.ledger_synced",
                   {"run_id": run_id, "ledger_id": ledger_id, "status": "done", "people": updated.people}, ledger_id)
-        self._finish_run_if_complete(run_id)
         self.session.commit()
+        self._finish_run_if_complete(run_id)
         return "done"
 
     def _ledger_failed(self, run_id: str, ledger_id: str) -> str:
@@ -462,7 +477,8 @@ class Comparison:
                 WHERE s.stale_since IS NULL
                   AND s.person_ref IN (SELECT person_ref FROM healthsync.members WHERE ledger_id = :ledger_id)
                   AND NOT EXISTS (SELECT 1 FROM healthsync.run_people rp
-                                  WHERE rp.run_id = :run_id AND rp.person_ref = s.person_ref)
+                                  WHERE rp.run_id = :run_id AND rp.person_ref = s.person_ref
+                                    AND rp.compared_at IS NOT NULL)
                 """
             ),
             {"t": t, "ledger_id": ledger_id, "run_id": run_id},
@@ -474,29 +490,42 @@ class Comparison:
                 index_elements=[LedgerSync.ledger_id], set_={"last_run_id": run_id, "last_status": "failed"}
             )
         )
-        self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_failed=Run.ledgers_failed + 1))
         add_event(self.session, "healthsync.ledger_synced",
                   {"run_id": run_id, "ledger_id": ledger_id, "status": "failed", "people": 0}, ledger_id)
-        self._finish_run_if_complete(run_id)
         self.session.commit()
+        self._finish_run_if_complete(run_id)
         log.warning("ledger %s failed in run %s: the Health Kit is unavailable", ledger_id, run_id)
         return "failed"
 
     def _finish_run_if_complete(self, run_id: str) -> None:
+        """After a ledger's end is committed: if no ledger of the run is pending any more,
+        the run is finished (once, whoever gets here last), its counts taken in the same
+        statement as the check."""
+        counts = self._progress_columns(run_id)
         finished = self.session.execute(
             update(Run)
             .where(Run.id == run_id, Run.status == "running",
-                   Run.ledgers_done + Run.ledgers_failed >= Run.ledgers_total)
-            .values(status="finished", finished_at=now())
+                   ~exists().where(RunLedger.run_id == run_id, RunLedger.status == "pending"))
+            .values(status="finished", finished_at=now(), **counts)
             .returning(Run.ledgers_done, Run.ledgers_failed, Run.people_compared)
         ).first()
         if finished is not None:
-            add_event(
-                self.session, "healthsync.run_finished",
-                {"run_id": run_id, "ledgers_done": finished.ledgers_done,
-                 "ledgers_failed": finished.ledgers_failed, "people_compared": finished.people_compared},
-                run_id,
-            )
+            add_event(self.session, "healthsync.run_finished", {"run_id": run_id, **finished._asdict()}, run_id)
+        self.session.commit()
+
+    @staticmethod
+    def _progress_columns(run_id: str) -> dict:
+        """Counted from the run's rows (no shared counter for workers to queue on)."""
+        def ledgers(status):
+            return (select(func.count()).select_from(RunLedger)
+                    .where(RunLedger.run_id == run_id, RunLedger.status == status).scalar_subquery())
+
+        compared = (select(func.count()).select_from(RunPerson)
+                    .where(RunPerson.run_id == run_id, RunPerson.compared_at.is_not(None)).scalar_subquery())
+        return {"ledgers_done": ledgers("done"), "ledgers_failed": ledgers("failed"), "people_compared": compared}
+
+    def _progress(self, run_id: str) -> dict:
+        return self.session.execute(select(*[c.label(k) for k, c in self._progress_columns(run_id).items()])).one()._asdict()
 
     def run_status(self, run_id: str, person_ref: str | None = None) -> dict:
         """A run's progress. With ``person_ref`` (a request from the gateway), a ledger's
@@ -509,15 +538,18 @@ class Comparison:
                 self.require_admin(run.ledger_id, person_ref)
             elif not self.session.scalar(select(exists().where(LedgerAdmin.person_ref == person_ref))):
                 raise Forbidden("Only admins can see comparison runs.")
+        counts = (
+            {"ledgers_done": run.ledgers_done, "ledgers_failed": run.ledgers_failed,
+             "people_compared": run.people_compared}
+            if run.status == "finished" else self._progress(run.id)
+        )
         return {
             "run_id": run.id,
             "trigger": run.trigger,
             "ledger_id": run.ledger_id,
             "status": run.status,
             "ledgers_total": run.ledgers_total,
-            "ledgers_done": run.ledgers_done,
-            "ledgers_failed": run.ledgers_failed,
-            "people_compared": run.people_compared,
+            **counts,
             "scheduled_for": _iso(run.scheduled_for),
             "started_at": _iso(run.started_at),
             "finished_at": _iso(run.finished_at),

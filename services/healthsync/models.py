@@ -109,7 +109,11 @@ class Run(Base):
 
 class RunLedger(Base):
     __tablename__ = "run_ledgers"
-    __table_args__ = (PrimaryKeyConstraint("run_id", "ledger_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "ledger_id"),
+        # "is any ledger of this run still pending?" after every ledger
+        Index("ix_run_ledgers_pending", "run_id", postgresql_where=text("status = 'pending'")),
+    )
 
     run_id: Mapped[str] = mapped_column(String(36))
     ledger_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -120,12 +124,20 @@ class RunLedger(Base):
 
 
 class RunPerson(Base):
+    """Each person in a run, assigned to one of their ledgers' work at the start (one row
+    per person: compared once however many ledgers they are in); ``compared_at`` is set
+    in the transaction that writes their snapshot."""
+
     __tablename__ = "run_people"
-    __table_args__ = (PrimaryKeyConstraint("run_id", "person_ref"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id", "person_ref"),
+        Index("ix_run_people_work", "run_id", "ledger_id", "compared_at"),
+    )
 
     run_id: Mapped[str] = mapped_column(String(36))
     person_ref: Mapped[str] = mapped_column(String(64))
     ledger_id: Mapped[str] = mapped_column(String(36))
+    compared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LedgerSync(Base):

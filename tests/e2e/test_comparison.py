@@ -90,6 +90,9 @@ def test_a_run_fans_out_per_ledger_and_fetches_each_person_once(api, running, rp
         join(api, join_token(api, ledger_id, token), shared_person)
         join(api, join_token(api, ledger_id, token), known_person(api))
         ledgers.append(ledger_id)
+    # healthsync has heard of every membership (member.joined) before the run starts
+    wait_until(lambda: sql(running, "SELECT count(*) FROM healthsync.members WHERE ledger_id = ANY(%s)", ledgers)[0][0] == 6,
+               what="the projection")
     run = rpc.healthsync.run_now(None)
     finished = wait_until(
         lambda: (s := rpc.healthsync.run_status(run["run_id"]))["status"] == "finished" and s, what="run"
@@ -99,7 +102,9 @@ def test_a_run_fans_out_per_ledger_and_fetches_each_person_once(api, running, rp
     distinct = sql(running, "SELECT count(DISTINCT person_ref) FROM healthsync.members")[0][0]
     assert finished["people_compared"] == distinct
     per_person = sql(
-        running, "SELECT person_ref, count(*) FROM healthsync.run_people WHERE run_id = %s GROUP BY 1", run["run_id"]
+        running,
+        "SELECT person_ref, count(*) FROM healthsync.run_people WHERE run_id = %s AND compared_at IS NOT NULL GROUP BY 1",
+        run["run_id"],
     )
     assert len(per_person) == distinct and {n for _, n in per_person} == {1}
     shared_ledgers = sql(
