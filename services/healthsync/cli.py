@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("run_id")
     args = parser.parse_args(argv)
     config = {"AMQP_URI": settings().amqp_uri}
-    with ClusterRpcProxy(config, timeout=settings().rpc_timeout) as rpc:
+    # starting a run of every ledger assigns every person: allow it more than a plain call
+    with ClusterRpcProxy(config, timeout=max(60.0, settings().rpc_timeout)) as rpc:
         if args.command == "status":
             result = watch(rpc, args.run_id)
         elif args.via_bus:
