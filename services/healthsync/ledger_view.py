@@ -30,26 +30,38 @@ def load_rules(session: Session, ledger_id: str) -> dict:
 
 def evaluate(s: Any, rules: dict, at: datetime) -> list[str]:
     """Every rule this snapshot fails (reason codes, see ``REASON_LABELS``)."""
-    if s is None or s.code_status is None:
-        return ["no_health_data"]
-    reasons = []
-    if rules["require_green_code"] and s.code_status != "green":
-        reasons.append("code_not_green")
-    if rules["popup_is_abnormal"] and s.popup:
-        reasons.append("popup")
-    if s.last_test_result == "positive":
-        reasons.append("test_positive")
+    return evaluator(rules, at)(s)
+
+
+def evaluator(rules: dict, at: datetime):
+    """``evaluate`` for many snapshots under the same rules and time (the list and the
+    stats run it over a whole ledger)."""
+    green, popups = rules["require_green_code"], rules["popup_is_abnormal"]
     max_age = rules["max_test_age_hours"]
-    if max_age:
-        if s.last_test_sampled_at is None:
-            reasons.append("no_test")
-        elif s.last_test_sampled_at < at - timedelta(hours=max_age):
-            reasons.append("test_too_old")
-    minimum = rules["min_vaccination"]
-    if minimum and s.vaccination != "unsuitable":  # medically exempt
-        if VACCINATION_RANK.get(s.vaccination, 0) < VACCINATION_RANK[minimum]:
+    oldest = at - timedelta(hours=max_age) if max_age else None
+    minimum = VACCINATION_RANK[rules["min_vaccination"]] if rules["min_vaccination"] else None
+
+    def reasons_of(s: Any) -> list[str]:
+        if s is None or s.code_status is None:
+            return ["no_health_data"]
+        reasons = []
+        if green and s.code_status != "green":
+            reasons.append("code_not_green")
+        if popups and s.popup:
+            reasons.append("popup")
+        if s.last_test_result == "positive":
+            reasons.append("test_positive")
+        if oldest is not None:
+            if s.last_test_sampled_at is None:
+                reasons.append("no_test")
+            elif s.last_test_sampled_at < oldest:
+                reasons.append("test_too_old")
+        # 不适宜接种 (medically unsuitable) satisfies any minimum
+        if minimum is not None and s.vaccination != "unsuitable" and VACCINATION_RANK.get(s.vaccination, 0) < minimum:
             reasons.append("vaccination")
-    return reasons
+        return reasons
+
+    return reasons_of
 
 
 def test_age_bucket(s: Any, at: datetime) -> str:
@@ -110,12 +122,13 @@ def ledger_rows(session: Session, ledger_id: str) -> list:
 # -- the query -------------------------------------------------------------------------
 
 
-def _keep(row, view: dict, f: dict, at: datetime) -> bool:
-    if "abnormal" in f and view["abnormal"] != f["abnormal"]:
+def _keep(row, abnormal: bool, f: dict, at: datetime) -> bool:
+    present = row.code_status is not None
+    if "abnormal" in f and abnormal != f["abnormal"]:
         return False
-    if "code_status" in f and view["code_status"] != f["code_status"]:
+    if "code_status" in f and (row.code_status if present else "unknown") != f["code_status"]:
         return False
-    if "test_age" in f and test_age_bucket(row if row.code_status else None, at) != f["test_age"]:
+    if "test_age" in f and test_age_bucket(row if present else None, at) != f["test_age"]:
         return False
     if "test_older_than_hours" in f:
         sampled = row.last_test_sampled_at
@@ -125,7 +138,7 @@ def _keep(row, view: dict, f: dict, at: datetime) -> bool:
         return False
     if f.get("no_test") is False and row.last_test_sampled_at is None:
         return False
-    if "vaccination" in f and view["vaccination"] != f["vaccination"]:
+    if "vaccination" in f and row.vaccination != f["vaccination"]:
         return False
     if "joined_from" in f or "joined_to" in f:
         joined = row.joined_at.astimezone(HEALTH_KIT_TZ).date()
@@ -139,33 +152,38 @@ def _keep(row, view: dict, f: dict, at: datetime) -> bool:
 def query(session: Session, ledger_id: str, f: dict, everything: bool = False) -> dict:
     """Matching members with their health, sorted. Unless the caller must still filter
     or sort by name (which only the member service can read), or asks for
-    ``everything``, only the requested page is returned."""
+    ``everything``, only the requested page is returned (and only its rows are dressed
+    for display)."""
     at = datetime.now(timezone.utc)
     rules = load_rules(session, ledger_id)
-    matched = []
-    for row in ledger_rows(session, ledger_id):
-        view = health_view(row, rules, at)
-        if _keep(row, view, f, at):
-            matched.append((row, view))
+    reasons_of = evaluator(rules, at)
+    matched = [row for row in ledger_rows(session, ledger_id) if _keep(row, bool(reasons_of(row)), f, at)]
     reverse = f["order"] == "desc"
     if f["sort"] == "test_days":
         # more days first when descending; no test on record last either way
-        known = [m for m in matched if m[0].last_test_sampled_at is not None]
-        unknown = [m for m in matched if m[0].last_test_sampled_at is None]
-        known.sort(key=lambda m: (m[1]["test_days"], m[0].membership_id), reverse=reverse)
+        def days(row):
+            return test_days(row.last_test_sampled_at, row.last_test_result, at, row.pending_seen_at)
+
+        known = [r for r in matched if r.last_test_sampled_at is not None]
+        unknown = [r for r in matched if r.last_test_sampled_at is None]
+        known.sort(key=lambda r: (days(r), r.membership_id), reverse=reverse)
         matched = known + unknown
     else:
-        matched.sort(key=lambda m: (m[0].joined_at, m[0].membership_id), reverse=reverse)
-    items = [{"member_id": row.membership_id, **view} for row, view in matched]
-    if everything or f.get("q") or f["sort"] == "name":
-        return {"items": items, "total": len(items), "paged": False}
-    start = (f["page"] - 1) * f["page_size"]
-    return {"items": items[start : start + f["page_size"]], "total": len(items), "paged": True}
+        matched.sort(key=lambda r: (r.joined_at, r.membership_id), reverse=reverse)
+    paged = not (everything or f.get("q") or f["sort"] == "name")
+    if paged:
+        start = (f["page"] - 1) * f["page_size"]
+        chosen = matched[start : start + f["page_size"]]
+    else:
+        chosen = matched
+    items = [{"member_id": row.membership_id, **health_view(row, rules, at)} for row in chosen]
+    return {"items": items, "total": len(matched), "paged": paged}
 
 
 def stats(session: Session, ledger_id: str) -> dict:
     at = datetime.now(timezone.utc)
     rules = load_rules(session, ledger_id)
+    reasons_of = evaluator(rules, at)
     counts = {
         "members_total": 0,
         "abnormal": 0,
@@ -174,15 +192,18 @@ def stats(session: Session, ledger_id: str) -> dict:
         "test_age": dict.fromkeys(TEST_AGE_BUCKETS, 0),
         "vaccination": dict.fromkeys(VACCINATIONS, 0),
     }
+    code_counts, vaccination_counts, age_counts = counts["code_status"], counts["vaccination"], counts["test_age"]
     for row in ledger_rows(session, ledger_id):
-        view = health_view(row, rules, at)
+        present = row.code_status is not None
         counts["members_total"] += 1
-        counts["abnormal"] += view["abnormal"]
-        counts["stale"] += view["stale"]
-        counts["code_status"][view["code_status"] if view["code_status"] in CODE_FILTERS else "unknown"] += 1
-        counts["test_age"][test_age_bucket(row if row.code_status else None, at)] += 1
-        if view["vaccination"] in counts["vaccination"]:
-            counts["vaccination"][view["vaccination"]] += 1
+        if reasons_of(row):
+            counts["abnormal"] += 1
+        if present and row.stale_since is not None:
+            counts["stale"] += 1
+        code_counts[row.code_status if present and row.code_status in code_counts else "unknown"] += 1
+        age_counts[test_age_bucket(row if present else None, at)] += 1
+        if present and row.vaccination in vaccination_counts:
+            vaccination_counts[row.vaccination] += 1
     sync = session.get(LedgerSync, ledger_id)
     counts["last_run_at"] = sync.last_success_at.isoformat() if sync and sync.last_success_at else None
     counts["rules"] = rules
