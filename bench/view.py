@@ -111,7 +111,11 @@ def seed_members(stack, ledger_id: str, count: int) -> dict:
                     last_test_sampled_at=p.last_test_sampled_at, last_test_result=p.last_test_result,
                     vaccination=p.vaccination, updated_at=p.updated_at,
                 )
-                row = Comparison._row(ref, record, None, now, None)
+                row = {
+                    **Comparison._row(ref, record),
+                    "pending_seen_at": now if record.last_test_result == "pending" else None,
+                    "checked_at": now, "stale_since": None, "last_run_id": None,
+                }
                 snapshots.append(tuple(row[k] for k in SNAPSHOT_COLUMNS))
             seeding.copy_rows(cur, "healthkit_sim.residents", seeding.RESIDENT_COLUMNS, people)
             seeding.copy_rows(cur, "member.memberships", MEMBERSHIP_COLUMNS, memberships)
