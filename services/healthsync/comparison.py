@@ -49,6 +49,9 @@ from shared.outbox import add_event, add_events
 log = logging.getLogger(__name__)
 
 BATCH = MAX_BULK
+#: a ledger's end tries to finish its run only when fewer ledgers than this are left
+#: (more workers than this ending at the same instant: the housekeeping timer finishes it)
+FINISH_CHECK_BELOW = 200
 
 #: One statement per batch (set-based): write the snapshots, keep the pending-since time
 #: of a still-pending test, mark the people compared in the run, and return the values
@@ -395,10 +398,7 @@ class Comparison:
                     self.check_people(batch, run_id)
                     self.session.commit()
                 if len(batch) < BATCH:
-                    if not self._left_to_compare(run_id, ledger_id):
-                        break
-                    self.session.rollback()
-                    time.sleep(0.2)  # a batch of ours is in another worker's hands
+                    break  # nothing of this ledger is left uncompared
             except HealthKitUnavailable:
                 self.session.rollback()
                 failures += 1
@@ -408,23 +408,14 @@ class Comparison:
         return self._ledger_done(run_id, ledger_id)
 
     def _next_batch(self, run_id: str, ledger_id: str) -> list[str]:
+        # FOR UPDATE (not SKIP LOCKED): a second delivery of the same ledger waits for
+        # the first's batch, then finds those people compared and takes only the rest
         return list(
             self.session.scalars(
                 select(RunPerson.person_ref)
                 .where(RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id, RunPerson.compared_at.is_(None))
                 .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            )
-        )
-
-    def _left_to_compare(self, run_id: str, ledger_id: str) -> bool:
-        return bool(
-            self.session.scalar(
-                select(
-                    exists().where(
-                        RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id, RunPerson.compared_at.is_(None)
-                    )
-                )
+                .with_for_update()
             )
         )
 
@@ -453,8 +444,10 @@ class Comparison:
         )
         add_event(self.session, "healthsync.ledger_synced",
                   {"run_id": run_id, "ledger_id": ledger_id, "status": "done", "people": updated.people}, ledger_id)
+        near_the_end = self._pending_ledgers(run_id) <= FINISH_CHECK_BELOW
         self.session.commit()
-        self._finish_run_if_complete(run_id)
+        if near_the_end:
+            self._finish_run_if_complete(run_id)
         return "done"
 
     def _ledger_failed(self, run_id: str, ledger_id: str) -> str:
@@ -496,6 +489,19 @@ class Comparison:
         self._finish_run_if_complete(run_id)
         log.warning("ledger %s failed in run %s: the Health Kit is unavailable", ledger_id, run_id)
         return "failed"
+
+    def _pending_ledgers(self, run_id: str) -> int:
+        return self.session.scalar(
+            select(func.count()).select_from(RunLedger).where(RunLedger.run_id == run_id, RunLedger.status == "pending")
+        )
+
+    def finish_complete_runs(self) -> int:
+        """The safety net behind the end-of-run check: any running run with no pending
+        ledger is finished (e.g. after more ledgers than FINISH_CHECK_BELOW ended at once)."""
+        running = self.session.scalars(select(Run.id).where(Run.status == "running")).all()
+        for run_id in running:
+            self._finish_run_if_complete(run_id)
+        return len(running)
 
     def _finish_run_if_complete(self, run_id: str) -> None:
         """After a ledger's end is committed: if no ledger of the run is pending any more,

@@ -179,6 +179,10 @@ class HealthsyncService:
             )
 
     @timer(interval=settings().housekeeping_seconds)
+    def finish_complete_runs(self) -> None:
+        self.comparison.finish_complete_runs()
+
+    @timer(interval=settings().housekeeping_seconds)
     def forget_old_runs(self) -> None:
         forgotten = self.comparison.forget_old_runs(settings().run_history_days)
         if forgotten:
