@@ -101,11 +101,13 @@ def notify_channel(schema: str) -> str:
     return f"outbox_{schema}"
 
 
-def add_event(session: Session, event_type: str, data: dict, aggregate_id: str) -> str:
+def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, wake: bool = True) -> str:
     """Write an event to the caller's outbox in the current transaction.
 
     ``event_type`` must be one of ``shared.events.CONTRACTS`` published by the service
-    that owns ``session``'s schema; ``data`` is validated against the contract.
+    that owns ``session``'s schema; ``data`` is validated against the contract. With
+    ``wake=False`` the relay is not woken for it (it goes with the next batch, within
+    a second): for frequent events nobody waits for.
     """
     c: Contract = contract(event_type)
     outbox = _OUTBOX_TABLES[c.source]
@@ -122,7 +124,8 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str) 
             event_id=event_id, event_type=event_type, aggregate_id=str(aggregate_id), payload=payload
         )
     )
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
+    if wake:
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
     return event_id
 
 

@@ -446,8 +446,10 @@ class Comparison:
                 set_={"last_success_at": t, "last_run_id": run_id, "last_status": "done"},
             )
         )
+        # one per ledger, thousands a run, nobody waiting: no need to wake the relay
         add_event(self.session, "healthsync.ledger_synced",
-                  {"run_id": run_id, "ledger_id": ledger_id, "status": "done", "people": updated.people}, ledger_id)
+                  {"run_id": run_id, "ledger_id": ledger_id, "status": "done", "people": updated.people}, ledger_id,
+                  wake=False)
         near_the_end = self._pending_ledgers(run_id) <= FINISH_CHECK_BELOW
         self.session.commit()
         if near_the_end:
