@@ -133,7 +133,7 @@ class GatewayService:
     def ledger_qr(self, request, ledger_id, kind):
         if kind not in ("png", "svg"):
             raise NotFound("No such QR format.")
-        link = self.org.join_link(ledger_id, self._person(request))
+        link = self.org.join_link(ledger_id, self._person(request), request.args.get("expires_in_days"))
         qr = segno.make(join_url(link["token"]), error="m")
         buf = io.BytesIO()
         if kind == "png":
@@ -147,7 +147,7 @@ class GatewayService:
     @http("GET", "/api/ledgers/<ledger_id>/join-link")
     @endpoint
     def ledger_join_link(self, request, ledger_id):
-        link = self.org.join_link(ledger_id, self._person(request))
+        link = self.org.join_link(ledger_id, self._person(request), request.args.get("expires_in_days"))
         return {**link, "url": join_url(link["token"])}
 
     @http("POST", "/api/ledgers/<ledger_id>/qr/rotate")

@@ -228,11 +228,25 @@ def get_ledger(session: Session, crypto: Crypto, ledger_id: str, person_ref: str
     return ledger_view(session, crypto, ledger, admin.role)
 
 
-def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str) -> dict:
+def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str, expires_in_days=None) -> dict:
+    """The ledger's current join link; optionally one that stops working after N days."""
     ledger, _ = require_admin(session, ledger_id, person_ref)
     if ledger.status != "active":
         raise Conflict("The ledger is not open for joining.")
-    return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
+    expires_at = 0
+    if expires_in_days not in (None, ""):
+        try:
+            days = int(expires_in_days)
+            if not 1 <= days <= 365:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise InvalidInput.from_fields({"expires_in_days": "must be a whole number of days from 1 to 365"}) from None
+        expires_at = int(datetime.now(timezone.utc).timestamp()) + days * 86400
+    return {
+        "token": join_links.make_token(qr_key, ledger.id, ledger.qr_version, expires_at),
+        "version": ledger.qr_version,
+        "expires_at": datetime.fromtimestamp(expires_at, timezone.utc).isoformat() if expires_at else None,
+    }
 
 
 def rotate_join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str) -> dict:

@@ -38,8 +38,8 @@ class OrgService:
         return ledgers.get_ledger(self.db, crypto(), ledger_id, person_ref)
 
     @rpc(expected_exceptions=expected)
-    def join_link(self, ledger_id: str, person_ref: str) -> dict:
-        return ledgers.join_link(self.db, settings().qr_signing_key, ledger_id, person_ref)
+    def join_link(self, ledger_id: str, person_ref: str, expires_in_days=None) -> dict:
+        return ledgers.join_link(self.db, settings().qr_signing_key, ledger_id, person_ref, expires_in_days)
 
     @rpc(expected_exceptions=expected)
     def rotate_qr(self, ledger_id: str, person_ref: str) -> dict:

@@ -327,3 +327,15 @@ def test_the_gateway_serves_https_given_a_certificate(running, tmp_path):
             requests.get(f"http://127.0.0.1:{port}/api/ping", timeout=5)
     finally:
         running.stack.stop("gateway-tls")
+
+
+def test_a_join_link_can_expire(api, running, admin):
+    ledger_id, token = create_active_ledger(api, admin)
+    bad = api.get(f"/api/ledgers/{ledger_id}/join-link", token=token, params={"expires_in_days": "0"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "expires_in_days"
+    link = api.get(f"/api/ledgers/{ledger_id}/join-link", token=token, params={"expires_in_days": "7"}).json()
+    assert link["expires_at"] and api.get(f"/api/join/{link['token']}").status_code == 200
+    forever = api.get(f"/api/ledgers/{ledger_id}/join-link", token=token).json()
+    assert forever["expires_at"] is None
+    png = api.get(f"/api/ledgers/{ledger_id}/qr.png", token=token, params={"expires_in_days": "1"})
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")

@@ -28,3 +28,10 @@ def test_garbage_is_not_a_token(token):
 
 def test_another_key_does_not_verify():
     assert read_token(b"x" * 32, make_token(KEY, str(uuid.uuid4()), 1)) is None
+
+
+def test_a_link_with_an_expiry_stops_working_after_it():
+    ledger_id = str(uuid.uuid4())
+    token = make_token(KEY, ledger_id, 3, expires_at=1_000_000)
+    assert read_token(KEY, token, now=999_999) == (ledger_id, 3)
+    assert read_token(KEY, token, now=1_000_001) is None
