@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.healthsync.models import LedgerRules, LedgerSync, Member, Snapshot
@@ -180,30 +180,63 @@ def query(session: Session, ledger_id: str, f: dict, everything: bool = False) -
     return {"items": items, "total": len(matched), "paged": paged}
 
 
+def abnormal_sql(rules: dict, at: datetime):
+    """:func:`evaluator`'s rules as one SQL condition over a member's (outer-joined)
+    snapshot, for counting a whole ledger inside PostgreSQL. A test holds the two to the
+    same answers."""
+    s = Snapshot
+    conditions = [s.code_status.is_(None), s.last_test_result == "positive"]
+    if rules["require_green_code"]:
+        conditions.append(s.code_status != "green")
+    if rules["popup_is_abnormal"]:
+        conditions.append(and_(s.popup.is_not(None), s.popup != ""))
+    if rules["max_test_age_hours"]:
+        oldest = at - timedelta(hours=rules["max_test_age_hours"])
+        conditions.append(or_(s.last_test_sampled_at.is_(None), s.last_test_sampled_at < oldest))
+    if rules["min_vaccination"]:
+        rank = case(*((s.vaccination == v, r) for v, r in VACCINATION_RANK.items()), else_=0)
+        conditions.append(and_(s.vaccination != "unsuitable", rank < VACCINATION_RANK[rules["min_vaccination"]]))
+    return or_(*conditions)
+
+
 def stats(session: Session, ledger_id: str) -> dict:
+    """The ledger's counts, in one statement (the ledger is counted where it lives)."""
     at = datetime.now(timezone.utc)
     rules = load_rules(session, ledger_id)
-    reasons_of = evaluator(rules, at)
-    counts = {
-        "members_total": 0,
-        "abnormal": 0,
-        "stale": 0,
-        "code_status": dict.fromkeys(CODE_FILTERS, 0),
-        "test_age": dict.fromkeys(TEST_AGE_BUCKETS, 0),
-        "vaccination": dict.fromkeys(VACCINATIONS, 0),
+    s = Snapshot
+    count = func.count()
+    sampled, pending = s.last_test_sampled_at, s.last_test_result == "pending"
+    known_test = and_(sampled.is_not(None), or_(s.last_test_result.is_(None), ~pending))
+    columns = {
+        "members_total": count,
+        "abnormal": count.filter(abnormal_sql(rules, at)),
+        "stale": count.filter(s.stale_since.is_not(None)),
+        "code:green": count.filter(s.code_status == "green"),
+        "code:yellow": count.filter(s.code_status == "yellow"),
+        "code:red": count.filter(s.code_status == "red"),
+        "code:unknown": count.filter(or_(s.code_status.is_(None), s.code_status.not_in(("green", "yellow", "red")))),
+        "age:none": count.filter(sampled.is_(None)),
+        "age:pending": count.filter(and_(sampled.is_not(None), pending)),
+        "age:h24": count.filter(and_(known_test, sampled >= at - timedelta(hours=24))),
+        "age:h48": count.filter(and_(known_test, sampled < at - timedelta(hours=24), sampled >= at - timedelta(hours=48))),
+        "age:h72": count.filter(and_(known_test, sampled < at - timedelta(hours=48), sampled >= at - timedelta(hours=72))),
+        "age:older": count.filter(and_(known_test, sampled < at - timedelta(hours=72))),
+        **{f"vaccination:{v}": count.filter(s.vaccination == v) for v in VACCINATIONS},
     }
-    code_counts, vaccination_counts, age_counts = counts["code_status"], counts["vaccination"], counts["test_age"]
-    for row in ledger_rows(session, ledger_id):
-        present = row.code_status is not None
-        counts["members_total"] += 1
-        if reasons_of(row):
-            counts["abnormal"] += 1
-        if present and row.stale_since is not None:
-            counts["stale"] += 1
-        code_counts[row.code_status if present and row.code_status in code_counts else "unknown"] += 1
-        age_counts[test_age_bucket(row if present else None, at)] += 1
-        if present and row.vaccination in vaccination_counts:
-            vaccination_counts[row.vaccination] += 1
+    row = session.execute(
+        select(*(c.label(k.replace(":", "_")) for k, c in columns.items()))
+        .select_from(Member)
+        .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
+        .where(Member.ledger_id == ledger_id)
+    ).one()._asdict()
+    counts = {
+        "members_total": row["members_total"],
+        "abnormal": row["abnormal"],
+        "stale": row["stale"],
+        "code_status": {c: row[f"code_{c}"] for c in CODE_FILTERS},
+        "test_age": {b: row[f"age_{b}"] for b in TEST_AGE_BUCKETS},
+        "vaccination": {v: row[f"vaccination_{v}"] for v in VACCINATIONS},
+    }
     sync = session.get(LedgerSync, ledger_id)
     counts["last_run_at"] = sync.last_success_at.isoformat() if sync and sync.last_success_at else None
     counts["rules"] = rules
