@@ -4,7 +4,7 @@ the stats, the alerts and the reminders can never disagree)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
@@ -100,8 +100,8 @@ def health_view(s: Any, rules: dict, at: datetime) -> dict:
     }
 
 
-def ledger_rows(session: Session, ledger_id: str) -> list:
-    return session.execute(
+def _rows_of(ledger_id: str):
+    return (
         select(
             Member.membership_id,
             Member.joined_at,
@@ -116,7 +116,11 @@ def ledger_rows(session: Session, ledger_id: str) -> list:
         )
         .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
         .where(Member.ledger_id == ledger_id)
-    ).all()
+    )
+
+
+def ledger_rows(session: Session, ledger_id: str) -> list:
+    return session.execute(_rows_of(ledger_id)).all()
 
 
 # -- the query -------------------------------------------------------------------------
@@ -156,6 +160,8 @@ def query(session: Session, ledger_id: str, f: dict, everything: bool = False) -
     for display)."""
     at = datetime.now(timezone.utc)
     rules = load_rules(session, ledger_id)
+    if f["sort"] == "joined_at" and not (everything or f.get("q")):
+        return _query_in_sql(session, ledger_id, f, rules, at)
     reasons_of = evaluator(rules, at)
     matched = [row for row in ledger_rows(session, ledger_id) if _keep(row, bool(reasons_of(row)), f, at)]
     reverse = f["order"] == "desc"
@@ -178,6 +184,72 @@ def query(session: Session, ledger_id: str, f: dict, everything: bool = False) -
         chosen = matched
     items = [{"member_id": row.membership_id, **health_view(row, rules, at)} for row in chosen]
     return {"items": items, "total": len(matched), "paged": paged}
+
+
+def _test_age_sql(bucket: str, at: datetime):
+    s = Snapshot
+    sampled, pending = s.last_test_sampled_at, s.last_test_result == "pending"
+    known_test = and_(sampled.is_not(None), or_(s.last_test_result.is_(None), ~pending))
+    hours = {"h24": (None, 24), "h48": (24, 48), "h72": (48, 72), "older": (72, None)}
+    if bucket == "none":
+        return sampled.is_(None)
+    if bucket == "pending":
+        return and_(sampled.is_not(None), pending)
+    newer_than, older_than = hours[bucket]
+    conditions = [known_test]
+    if newer_than is not None:
+        conditions.append(sampled < at - timedelta(hours=newer_than))
+    if older_than is not None:
+        conditions.append(sampled >= at - timedelta(hours=older_than))
+    return and_(*conditions)
+
+
+def _filters_sql(f: dict, rules: dict, at: datetime) -> list:
+    """The list's filters as SQL conditions (the same meaning as :func:`_keep`)."""
+    s = Snapshot
+    conditions = []
+    if "abnormal" in f:
+        abnormal = func.coalesce(abnormal_sql(rules, at), False)
+        conditions.append(abnormal if f["abnormal"] else ~abnormal)
+    if "code_status" in f:
+        if f["code_status"] == "unknown":
+            conditions.append(or_(s.code_status.is_(None), s.code_status == "unknown"))
+        else:
+            conditions.append(s.code_status == f["code_status"])
+    if "test_age" in f:
+        conditions.append(_test_age_sql(f["test_age"], at))
+    if "test_older_than_hours" in f:
+        conditions.append(s.last_test_sampled_at < at - timedelta(hours=f["test_older_than_hours"]))
+    if f.get("no_test") is True:
+        conditions.append(s.last_test_sampled_at.is_(None))
+    if f.get("no_test") is False:
+        conditions.append(s.last_test_sampled_at.is_not(None))
+    if "vaccination" in f:
+        conditions.append(s.vaccination == f["vaccination"])
+    if "joined_from" in f:
+        conditions.append(Member.joined_at >= datetime.combine(f["joined_from"], time.min, HEALTH_KIT_TZ))
+    if "joined_to" in f:
+        conditions.append(Member.joined_at < datetime.combine(f["joined_to"] + timedelta(days=1), time.min, HEALTH_KIT_TZ))
+    return conditions
+
+
+def _query_in_sql(session: Session, ledger_id: str, f: dict, rules: dict, at: datetime) -> dict:
+    """The common case (sorted by join time, a page): filtered, counted and paged by
+    PostgreSQL; only the page comes back."""
+    conditions = _filters_sql(f, rules, at)
+    total = session.scalar(
+        select(func.count()).select_from(Member)
+        .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
+        .where(Member.ledger_id == ledger_id, *conditions)
+    )
+    order = (Member.joined_at.desc(), Member.membership_id.desc()) if f["order"] == "desc" else (
+        Member.joined_at.asc(), Member.membership_id.asc())
+    rows = session.execute(
+        _rows_of(ledger_id).where(*conditions).order_by(*order)
+        .offset((f["page"] - 1) * f["page_size"]).limit(f["page_size"])
+    ).all()
+    items = [{"member_id": row.membership_id, **health_view(row, rules, at)} for row in rows]
+    return {"items": items, "total": total, "paged": True}
 
 
 def abnormal_sql(rules: dict, at: datetime):
