@@ -79,7 +79,7 @@ class Membership(Base):
             unique=True,
             postgresql_where=text("status IN ('pending', 'active')"),
         ),
-        Index("ix_membership_ledger_status", "ledger_id", "status"),
+        Index("ix_membership_ledger_status", "ledger_id", "status", "joined_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
