@@ -237,17 +237,21 @@ def _query_in_sql(session: Session, ledger_id: str, f: dict, rules: dict, at: da
     """The common case (sorted by join time, a page): filtered, counted and paged by
     PostgreSQL; only the page comes back."""
     conditions = _filters_sql(f, rules, at)
-    total = session.scalar(
-        select(func.count()).select_from(Member)
-        .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
-        .where(Member.ledger_id == ledger_id, *conditions)
-    )
     order = (Member.joined_at.desc(), Member.membership_id.desc()) if f["order"] == "desc" else (
         Member.joined_at.asc(), Member.membership_id.asc())
+    # the page and the total in one pass
     rows = session.execute(
-        _rows_of(ledger_id).where(*conditions).order_by(*order)
+        _rows_of(ledger_id).add_columns(func.count().over().label("total")).where(*conditions).order_by(*order)
         .offset((f["page"] - 1) * f["page_size"]).limit(f["page_size"])
     ).all()
+    if rows:
+        total = rows[0].total
+    else:  # past the last page
+        total = session.scalar(
+            select(func.count()).select_from(Member)
+            .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
+            .where(Member.ledger_id == ledger_id, *conditions)
+        )
     items = [{"member_id": row.membership_id, **health_view(row, rules, at)} for row in rows]
     return {"items": items, "total": total, "paged": True}
 
