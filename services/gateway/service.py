@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from services.gateway import exports
 from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
 from services.gateway.pages import page
+from services.gateway.sessions import SessionCacheProvider
 from services.gateway.tls import http
 from services.gateway.waiter import WaiterProvider
 from shared.config import settings
@@ -59,6 +60,7 @@ class GatewayService:
     member = Rpc("member")
     healthsync = Rpc("healthsync")
     waiter = WaiterProvider()
+    sessions = SessionCacheProvider()
 
     # -- events that end a wait ---------------------------------------------------
 
@@ -93,7 +95,12 @@ class GatewayService:
     # -- helpers --------------------------------------------------------------------
 
     def _person(self, request) -> str:
-        return self.verify.check_session(bearer_token(request))["person_ref"]
+        token = bearer_token(request)
+        person_ref = self.sessions.get(token)
+        if person_ref is None:
+            person_ref = self.verify.check_session(token)["person_ref"]
+            self.sessions.put(token, person_ref)
+        return person_ref
 
     def _challenge_outcome(self, challenge_id: str, field_prefix: str = "admin_") -> dict:
         """Wait for verify's answer; raise IdentityRejected naming the field at fault."""
@@ -443,7 +450,9 @@ class GatewayService:
     @http("POST", "/api/logout")
     @endpoint
     def logout(self, request):
-        self.verify.revoke_session(bearer_token(request))
+        token = bearer_token(request)
+        self.sessions.forget(token)
+        self.verify.revoke_session(token)
         return {"ok": True}
 
     @http("GET", "/api/me/ledgers")
