@@ -9,6 +9,8 @@ so a plain ``Database`` would commit after the caller already has its answer: a 
 straight after could miss the write, and a failed commit would go unnoticed by a caller
 told "done". ``@rpc`` from here commits the worker's session first and replies with an
 error if the commit fails.
+
+Requests and replies go out without publisher confirms (see ``UnconfirmedPublisher``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ import sys
 from typing import Any
 
 import eventlet
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
+from nameko.rpc import Responder, RpcConsumer, RpcProxy, get_rpc_exchange
 from nameko.rpc import Rpc as RpcEntrypoint
-from nameko.rpc import RpcProxy
 
 from shared.config import settings
 from shared.db import Database
@@ -54,6 +64,7 @@ class Rpc(RpcProxy):
     """Like Nameko's ``RpcProxy``, but every call gives up after a timeout."""
 
     def __init__(self, target_service: str, timeout: float | None = None, **options: Any) -> None:
+        options.setdefault("use_confirms", False)  # see UnconfirmedPublisher
         super().__init__(target_service, **options)
         self.timeout = timeout
 
@@ -62,7 +73,40 @@ class Rpc(RpcProxy):
         return TimedServiceProxy(proxy, self.target_service, self.timeout or settings().rpc_timeout)
 
 
+class UnconfirmedPublisher(Publisher):
+    """RPC requests and replies go out without waiting for the broker's confirm (a
+    round trip each way). A request or reply the broker loses (it would have to crash
+    between receiving and routing it) ends as the caller's timeout, never as a false
+    answer; events, which nobody waits for, keep their confirms (the outbox relay)."""
+
+    use_confirms = False
+
+
+class UnconfirmedResponder(Responder):
+    publisher_cls = UnconfirmedPublisher
+
+
+class ReplyingRpcConsumer(RpcConsumer):
+    """Nameko's RPC consumer, replying through :class:`UnconfirmedResponder`."""
+
+    def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        responder = UnconfirmedResponder(
+            config[AMQP_URI_CONFIG_KEY],
+            get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
 class TransactionalRpc(RpcEntrypoint):
+    rpc_consumer = ReplyingRpcConsumer()
+
     def handle_result(self, message, worker_ctx, result, exc_info):
         for dependency in self.container.dependencies:
             if isinstance(dependency, Database):
