@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from services.healthsync.ledger_view import evaluate, health_view, load_rules
+from services.healthsync.ledger_view import admin_rules, evaluate, health_view, load_rules
 from services.healthsync.models import (
     Alert,
     FeedCursor,
@@ -636,6 +636,14 @@ class Comparison:
             raise Forbidden("Only this ledger's admins can do this.")
         return ledger_id
 
+    def admin_rules(self, ledger_id: str, person_ref: str) -> tuple[str, dict]:
+        """``require_admin`` and the ledger's rules, in one query."""
+        ledger_id = _uuid(ledger_id, "ledger")
+        rules = admin_rules(self.session, ledger_id, person_ref)
+        if rules is None:
+            raise Forbidden("Only this ledger's admins can do this.")
+        return ledger_id, rules
+
     def request_ledger_sync(self, ledger_id: str, person_ref: str) -> dict:
         ledger_id = self.require_admin(ledger_id, person_ref)
         last = self.session.scalars(
@@ -690,14 +698,13 @@ class Comparison:
         return self._recheck(member)
 
     def health_of_memberships(self, ledger_id: str, person_ref: str, membership_ids: list[str]) -> dict:
-        ledger_id = self.require_admin(ledger_id, person_ref)
+        ledger_id, rules = self.admin_rules(ledger_id, person_ref)
         rows = self.session.execute(
             select(Member.membership_id, Snapshot)
             .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
             .where(Member.ledger_id == ledger_id, Member.membership_id.in_(membership_ids))
         ).all()
         t = now()
-        rules = load_rules(self.session, ledger_id)
         found = {mid: health_view(s, rules, t) for mid, s in rows}
         # a member healthsync has not heard of yet (the event is on its way) shows as unknown
         return {mid: found.get(mid) or health_view(None, rules, t) for mid in membership_ids}

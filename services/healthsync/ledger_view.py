@@ -10,14 +10,28 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from services.healthsync.models import LedgerRules, LedgerSync, Member, Snapshot
+from services.healthsync.models import LedgerAdmin, LedgerRules, LedgerSync, Member, Snapshot
 from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, REASON_LABELS, VACCINATION_RANK, test_days
 from shared.healthkit import VACCINATIONS
 from shared.ledger_filters import CODE_FILTERS, TEST_AGE_BUCKETS
 
 
 def load_rules(session: Session, ledger_id: str) -> dict:
-    row = session.get(LedgerRules, ledger_id)
+    return _rules_of(session.get(LedgerRules, ledger_id))
+
+
+def admin_rules(session: Session, ledger_id: str, person_ref: str) -> dict | None:
+    """The ledger's rules if ``person_ref`` is one of its admins, else None: the check
+    and the rules of every admin read in one query."""
+    row = session.execute(
+        select(LedgerAdmin.role, LedgerRules)
+        .outerjoin(LedgerRules, LedgerRules.ledger_id == LedgerAdmin.ledger_id)
+        .where(LedgerAdmin.ledger_id == ledger_id, LedgerAdmin.person_ref == person_ref)
+    ).first()
+    return None if row is None else _rules_of(row[1])
+
+
+def _rules_of(row: LedgerRules | None) -> dict:
     if row is None:
         return dict(DEFAULT_RULES)
     return {
@@ -153,26 +167,27 @@ def _keep(row, abnormal: bool, f: dict, at: datetime) -> bool:
     return True
 
 
-def query(session: Session, ledger_id: str, f: dict, everything: bool = False) -> dict:
+def query(session: Session, ledger_id: str, f: dict, everything: bool = False, rules: dict | None = None) -> dict:
     """Matching members with their health, sorted. Unless the caller must still filter
     or sort by name (which only the member service can read), or asks for
     ``everything``, only the requested page is returned (and only its rows are dressed
     for display)."""
     at = datetime.now(timezone.utc)
-    rules = load_rules(session, ledger_id)
+    rules = rules if rules is not None else load_rules(session, ledger_id)
     if f["sort"] == "joined_at" and not (everything or f.get("q")):
         return _query_in_sql(session, ledger_id, f, rules, at)
     reasons_of = evaluator(rules, at)
     matched = [row for row in ledger_rows(session, ledger_id) if _keep(row, bool(reasons_of(row)), f, at)]
     reverse = f["order"] == "desc"
     if f["sort"] == "test_days":
-        # more days first when descending; no test on record last either way
+        # more days first when descending (on the same day, the earlier sample first);
+        # no test on record last either way
         def days(row):
             return test_days(row.last_test_sampled_at, row.last_test_result, at, row.pending_seen_at)
 
         known = [r for r in matched if r.last_test_sampled_at is not None]
         unknown = [r for r in matched if r.last_test_sampled_at is None]
-        known.sort(key=lambda r: (days(r), r.membership_id), reverse=reverse)
+        known.sort(key=lambda r: (days(r), -r.last_test_sampled_at.timestamp(), r.membership_id), reverse=reverse)
         matched = known + unknown
     else:
         matched.sort(key=lambda r: (r.joined_at, r.membership_id), reverse=reverse)
@@ -275,10 +290,10 @@ def abnormal_sql(rules: dict, at: datetime):
     return or_(*conditions)
 
 
-def stats(session: Session, ledger_id: str) -> dict:
+def stats(session: Session, ledger_id: str, rules: dict | None = None) -> dict:
     """The ledger's counts, in one statement (the ledger is counted where it lives)."""
     at = datetime.now(timezone.utc)
-    rules = load_rules(session, ledger_id)
+    rules = rules if rules is not None else load_rules(session, ledger_id)
     s = Snapshot
     count = func.count()
     sampled, pending = s.last_test_sampled_at, s.last_test_result == "pending"

@@ -131,13 +131,13 @@ class HealthsyncService:
 
     @rpc(expected_exceptions=expected)
     def query_members(self, ledger_id: str, person_ref: str, args: dict, everything: bool = False) -> dict:
-        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
-        return ledger_view.query(self.db, ledger_id, parse_filters(args), everything)
+        ledger_id, rules = self.comparison.admin_rules(ledger_id, person_ref)
+        return ledger_view.query(self.db, ledger_id, parse_filters(args), everything, rules)
 
     @rpc(expected_exceptions=expected)
     def ledger_stats(self, ledger_id: str, person_ref: str) -> dict:
-        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
-        return ledger_view.stats(self.db, ledger_id)
+        ledger_id, rules = self.comparison.admin_rules(ledger_id, person_ref)
+        return ledger_view.stats(self.db, ledger_id, rules)
 
     @rpc(expected_exceptions=expected)
     def abnormal_members(self, ledger_id: str, person_ref: str, member_ids: list | None = None) -> dict:

@@ -312,6 +312,24 @@ def _admin(session: Session, ledger_id: str, person_ref: str) -> tuple[LedgerVie
     return ledger, admin
 
 
+def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
+    """``_admin`` and ``_cipher`` in one query: (ledger, admin, cipher or None)."""
+    ledger_id = _uuid(ledger_id, "ledger")
+    row = session.execute(
+        select(LedgerView, LedgerAdmin, LedgerKey.wrapped_key)
+        .outerjoin(LedgerAdmin, (LedgerAdmin.ledger_id == LedgerView.ledger_id) & (LedgerAdmin.person_ref == person_ref))
+        .outerjoin(LedgerKey, LedgerKey.ledger_id == LedgerView.ledger_id)
+        .where(LedgerView.ledger_id == ledger_id)
+    ).first()
+    if row is None:
+        raise NotFound("No such ledger.")
+    ledger, admin, wrapped = row
+    if admin is None:
+        raise Forbidden("Only this ledger's admins can see or change its members.")
+    cipher = crypto.open_data_key(f"member-ledger:{ledger_id}", wrapped) if wrapped is not None else None
+    return ledger, admin, cipher
+
+
 def record_access(session: Session, admin: LedgerAdmin, view: str, filters: dict | None) -> None:
     """Every view or export of member data is recorded, in the transaction that serves it."""
     session.add(
@@ -368,16 +386,17 @@ def list_members(
     order: str = "desc",
 ) -> dict:
     """A page of members: name in full, ID and phone masked. Nothing unmasked leaves."""
-    ledger, admin = _admin(session, ledger_id, person_ref)
+    ledger, admin, cipher = _reader(session, crypto, ledger_id, person_ref)
     record_access(session, admin, "members", {} if (status or "active") == "active" else {"status": status})
     page, page_size = _page_args(page, page_size)
     statuses = STATUS_FILTERS.get(status or "active")
     if statuses is None:
         raise InvalidInput.from_fields({"status": "must be one of " + ", ".join(STATUS_FILTERS)})
     where = (Membership.ledger_id == ledger.ledger_id, Membership.status.in_(statuses))
-    total = session.scalar(select(func.count()).select_from(Membership).where(*where))
     # active members by join time (an index walk); those who left by when they left
     when = Membership.joined_at if statuses == ("active",) else func.coalesce(Membership.left_at, Membership.joined_at)
+    # the count apart: with the page it would cost the whole ledger's rows, not an index walk
+    total = session.scalar(select(func.count()).select_from(Membership).where(*where))
     rows = session.scalars(
         select(Membership)
         .where(*where)
@@ -385,7 +404,6 @@ def list_members(
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
-    cipher = _cipher(session, crypto, ledger.ledger_id)
     items = [member_view(cipher, m) for m in rows] if cipher else []
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
@@ -431,9 +449,8 @@ def member_details(
     session: Session, crypto: Crypto, ledger_id: str, person_ref: str, ids: list[str], view: str, filters: dict
 ) -> dict:
     """Masked details of these members (a page chosen by healthsync's filters)."""
-    ledger, admin = _admin(session, ledger_id, person_ref)
+    ledger, admin, cipher = _reader(session, crypto, ledger_id, person_ref)
     record_access(session, admin, view, filters)
-    cipher = _cipher(session, crypto, ledger.ledger_id)
     if cipher is None or not ids:
         return {}
     rows = session.scalars(
@@ -448,9 +465,8 @@ def search_members(
 ) -> dict:
     """Filter healthsync's matches by name and/or sort them by name, then page: only
     this service can read names."""
-    ledger, admin = _admin(session, ledger_id, person_ref)
+    ledger, admin, cipher = _reader(session, crypto, ledger_id, person_ref)
     record_access(session, admin, view, filters)
-    cipher = _cipher(session, crypto, ledger.ledger_id)
     if cipher is None or not ids:
         return {"items": [], "total": 0}
     rows = session.scalars(
@@ -520,8 +536,7 @@ def send_reminders(
     member, at most one per member per day; every one recorded."""
     from shared.health import HEALTH_KIT_TZ, REASON_LABELS
 
-    ledger, admin = _admin(session, ledger_id, person_ref)
-    cipher = _cipher(session, crypto, ledger.ledger_id)
+    ledger, admin, cipher = _reader(session, crypto, ledger_id, person_ref)
     today = datetime.now(HEALTH_KIT_TZ).date()
     already = set(
         session.scalars(

@@ -115,6 +115,8 @@ def test_filters_sorting_and_pagination(api, office):
     second = members(api, office, sort="joined_at", order="asc", page=2, page_size=2)
     assert first["total"] == second["total"] == 5
     assert names(first) + names(second) == ["安然", "白露", "陈红", "丁老"]
+    past_the_end = members(api, office, sort="joined_at", order="asc", page=4, page_size=2)
+    assert past_the_end["total"] == 5 and past_the_end["items"] == [] and past_the_end["page"] == 4
     paged = members(api, office, abnormal="true", sort="name", page=2, page_size=3)
     assert paged["total"] == 4 and len(paged["items"]) == 1
 

@@ -108,3 +108,25 @@ def test_sql_filters_agree_with_the_python_filters(ledger, rules, args):
     expected.sort(key=lambda r: (r.joined_at, r.membership_id), reverse=f["order"] == "desc")
     assert found["total"] == len(expected)
     assert [i["member_id"] for i in found["items"]] == [r.membership_id for r in expected[:200]]
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_sorting_by_test_days_breaks_ties_by_the_sample_time(ledger, order):
+    """Many members share a day count; on the same day the earlier sample counts as the
+    longer wait, so the order never depends on the time of day or on random ids."""
+    from shared.ledger_filters import parse_filters
+
+    engine, ledger_id = ledger
+    with Session(engine) as session:
+        found = ledger_view.query(session, ledger_id, parse_filters({"sort": "test_days", "order": order}), everything=True)
+        sampled = {r.membership_id: r.last_test_sampled_at for r in ledger_view.ledger_rows(session, ledger_id)}
+    keys = [(i["test_days"], sampled[i["member_id"]]) for i in found["items"]]
+    known = [k for k in keys if k[1] is not None]
+    assert all(k[1] is None for k in keys[len(known):]), "no test on record comes last"
+    days = [d for d, _ in known]
+    assert len(set(days)) < len(days), "the ledger must have ties to break"
+    if order == "desc":
+        expected = sorted(known, key=lambda k: (-k[0], k[1]))
+    else:
+        expected = sorted(known, key=lambda k: (k[0], -k[1].timestamp()))
+    assert known == expected
