@@ -3,7 +3,8 @@
 Setup (not timed): an admin creates a ledger through the API (the join benchmark's
 way: Health Kit record, application, SMS code, confirm), so the ledger, its owner and
 the owner's session are real. ``--view-members`` members (default 5,000) are then put
-straight into the stores, as the services would have written them:
+straight into the stores, as the services would have written them (then VACUUM ANALYZE,
+the state autovacuum leaves a ledger in):
 
 - ``member.memberships``: active, name / ID number / phone encrypted under the ledger's
   member-data key (``member.ledger_keys``, unwrapped as ``memberships._cipher`` does),
@@ -126,7 +127,7 @@ def seed_members(stack, ledger_id: str, count: int) -> dict:
         conn.autocommit = True
         with conn.cursor() as cur:
             for table in ("member.memberships", "healthsync.members", "healthsync.subjects", "healthsync.snapshots"):
-                cur.execute(f"ANALYZE {table}")
+                cur.execute(f"VACUUM ANALYZE {table}")  # as autovacuum leaves a settled ledger
             cur.execute("SELECT count(*) FROM healthsync.members")
             all_members = cur.fetchone()[0]
     finally:
