@@ -39,6 +39,9 @@ def read_token(key: bytes, token: str, now: float | None = None) -> tuple[str, i
         return None
     if len(raw) != _BODY + _MAC_BYTES:
         return None
+    # one spelling per token: the last character's unused bits must not give a second
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != token:
+        return None
     body, mac = raw[:_BODY], raw[_BODY:]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]):
         return None

@@ -21,6 +21,17 @@ def test_every_single_character_change_is_detected():
         assert read_token(KEY, changed) is None
 
 
+def test_a_second_spelling_of_the_same_bytes_is_refused():
+    """The last character carries 2 bits of the token; its other 4 bits are unused and
+    must be zero, so a token has exactly one spelling (found by a test failing at random)."""
+    token = make_token(KEY, str(uuid.uuid4()), 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    for spare in range(1, 16):
+        respelled = token[:-1] + alphabet[last ^ spare]
+        assert read_token(KEY, respelled) is None
+
+
 @pytest.mark.parametrize("token", ["", "abc", "!" * 48, None, 12, "A" * 500])
 def test_garbage_is_not_a_token(token):
     assert read_token(KEY, token) is None
