@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from services.healthsync.ledger_view import admin_rules, evaluate, health_view, load_rules
+from services.healthsync.ledger_view import admin_rules, evaluate, health_view, ledger_rows_query, load_rules
 from services.healthsync.models import (
     Alert,
     FeedCursor,
@@ -700,12 +700,10 @@ class Comparison:
     def health_of_memberships(self, ledger_id: str, person_ref: str, membership_ids: list[str]) -> dict:
         ledger_id, rules = self.admin_rules(ledger_id, person_ref)
         rows = self.session.execute(
-            select(Member.membership_id, Snapshot)
-            .outerjoin(Snapshot, Snapshot.person_ref == Member.person_ref)
-            .where(Member.ledger_id == ledger_id, Member.membership_id.in_(membership_ids))
+            ledger_rows_query(ledger_id).where(Member.membership_id.in_(membership_ids))
         ).all()
         t = now()
-        found = {mid: health_view(s, rules, t) for mid, s in rows}
+        found = {row.membership_id: health_view(row, rules, t) for row in rows}
         # a member healthsync has not heard of yet (the event is on its way) shows as unknown
         return {mid: found.get(mid) or health_view(None, rules, t) for mid in membership_ids}
 

@@ -114,7 +114,7 @@ def health_view(s: Any, rules: dict, at: datetime) -> dict:
     }
 
 
-def _rows_of(ledger_id: str):
+def ledger_rows_query(ledger_id: str):
     return (
         select(
             Member.membership_id,
@@ -134,7 +134,7 @@ def _rows_of(ledger_id: str):
 
 
 def ledger_rows(session: Session, ledger_id: str) -> list:
-    return session.execute(_rows_of(ledger_id)).all()
+    return session.execute(ledger_rows_query(ledger_id)).all()
 
 
 # -- the query -------------------------------------------------------------------------
@@ -256,7 +256,7 @@ def _query_in_sql(session: Session, ledger_id: str, f: dict, rules: dict, at: da
         Member.joined_at.asc(), Member.membership_id.asc())
     # the page and the total in one pass
     rows = session.execute(
-        _rows_of(ledger_id).add_columns(func.count().over().label("total")).where(*conditions).order_by(*order)
+        ledger_rows_query(ledger_id).add_columns(func.count().over().label("total")).where(*conditions).order_by(*order)
         .offset((f["page"] - 1) * f["page_size"]).limit(f["page_size"])
     ).all()
     if rows:

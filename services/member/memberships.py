@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -332,8 +332,8 @@ def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
 
 def record_access(session: Session, admin: LedgerAdmin, view: str, filters: dict | None) -> None:
     """Every view or export of member data is recorded, in the transaction that serves it."""
-    session.add(
-        AccessRecord(
+    session.execute(
+        insert(AccessRecord).values(
             ledger_id=admin.ledger_id, person_ref=admin.person_ref, admin_name=admin.masked_name or "",
             role=admin.role, view=view[:40], filters=filters or {},
         )
@@ -397,8 +397,8 @@ def list_members(
     when = Membership.joined_at if statuses == ("active",) else func.coalesce(Membership.left_at, Membership.joined_at)
     # the count apart: with the page it would cost the whole ledger's rows, not an index walk
     total = session.scalar(select(func.count()).select_from(Membership).where(*where))
-    rows = session.scalars(
-        select(Membership)
+    rows = session.execute(
+        select(*MEMBER_VIEW_COLUMNS)
         .where(*where)
         .order_by(*((when.asc(), Membership.id.asc()) if order == "asc" else (when.desc(), Membership.id.desc())))
         .offset((page - 1) * page_size)
@@ -408,7 +408,14 @@ def list_members(
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
-def member_view(cipher, m: Membership) -> dict:
+# what member_view reads: a page is loaded as plain rows of these, not as ORM objects
+MEMBER_VIEW_COLUMNS = (
+    Membership.id, Membership.name_enc, Membership.id_type, Membership.id_number_enc, Membership.phone_enc,
+    Membership.status, Membership.joined_at, Membership.left_at, Membership.left_reason,
+)
+
+
+def member_view(cipher, m) -> dict:
     return {
         "member_id": m.id,
         "name": cipher.decrypt_text(m.name_enc),
@@ -453,8 +460,8 @@ def member_details(
     record_access(session, admin, view, filters)
     if cipher is None or not ids:
         return {}
-    rows = session.scalars(
-        select(Membership).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
+    rows = session.execute(
+        select(*MEMBER_VIEW_COLUMNS).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
     ).all()
     return {m.id: member_view(cipher, m) for m in rows}
 
@@ -469,8 +476,8 @@ def search_members(
     record_access(session, admin, view, filters)
     if cipher is None or not ids:
         return {"items": [], "total": 0}
-    rows = session.scalars(
-        select(Membership).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
+    rows = session.execute(
+        select(*MEMBER_VIEW_COLUMNS).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
     ).all()
     views = {m.id: member_view(cipher, m) for m in rows}
     ordered = [views[i] for i in ids if i in views]
