@@ -15,6 +15,10 @@ handler raised. ``@handles("org.ledger_registered")`` wraps a service method so 
 
 The wrapped method receives the loaded ``data`` and the envelope; it uses
 ``self.db`` (a :class:`shared.db.Database`) and must not commit itself.
+
+Handled event ids are kept ``HANDLED_EVENTS_DAYS`` days (default 30), far longer than
+any redelivery takes; a service that handles events inherits
+:class:`ForgetsHandledEvents`, whose timer deletes older ones.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from kombu import Exchange, Queue
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
 from nameko.events import SERVICE_POOL, event_handler
-from sqlalchemy import Table
+from nameko.timer import timer
+from sqlalchemy import Table, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 
 from shared.config import settings
 from shared.errors import TuantibuError
@@ -131,3 +137,28 @@ def handles(event_type: str) -> Callable:
         return event_handler(c.source, c.name, handler_type=SERVICE_POOL, requeue_on_error=True)(entrypoint)
 
     return decorator
+
+
+def forget_handled_events(session: Session, service_name: str, keep_days: int, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` handled event ids older than ``keep_days`` days."""
+    table = _HANDLED_TABLES[service_name]
+    old = (
+        select(table.c.event_id, table.c.handler)
+        .where(table.c.handled_at < func.now() - func.make_interval(0, 0, 0, keep_days))
+        .limit(limit)
+    )
+    return session.execute(delete(table).where(tuple_(table.c.event_id, table.c.handler).in_(old))).rowcount
+
+
+class ForgetsHandledEvents:
+    """For a service with ``@handles`` methods and a ``db``: its handled event ids are
+    kept ``HANDLED_EVENTS_DAYS`` days, so the table does not grow for ever.
+
+    Inherit it as ``handling.ForgetsHandledEvents``, not by importing the name: ``nameko
+    run <module>`` starts every class in the module that has an entrypoint."""
+
+    @timer(interval=settings().housekeeping_seconds)
+    def forget_handled_events(self) -> None:
+        forgotten = forget_handled_events(self.db, self.name, settings().handled_events_days)
+        if forgotten:
+            log.info("forgot %d handled event ids older than %d days", forgotten, settings().handled_events_days)

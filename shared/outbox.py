@@ -41,6 +41,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Identity,
+    Index,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -81,6 +82,7 @@ def infrastructure_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("handler", String(120), nullable=False),
         Column("handled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("event_id", "handler"),
+        Index("ix_handled_events_handled_at", "handled_at"),  # for forgetting old ones
     )
     register_outbox(outbox)
     from shared.handling import register_handled_table

@@ -19,6 +19,7 @@ from nameko.timer import timer
 from services.healthsync import alerts, ledger_view
 from services.healthsync.comparison import Comparison
 from services.healthsync.models import Base, LedgerRules  # noqa: F401 - Base registers the outbox tables
+from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
@@ -45,7 +46,7 @@ class HealthKitProvider(DependencyProvider):
         return self.kit
 
 
-class HealthsyncService:
+class HealthsyncService(handling.ForgetsHandledEvents):
     name = "healthsync"
 
     db = Database(pool_size=8)

@@ -10,6 +10,7 @@ from nameko.timer import timer
 
 from services.member import memberships
 from services.member.models import Base  # noqa: F401 - registers the outbox tables
+from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
@@ -33,7 +34,7 @@ class SmsProvider(DependencyProvider):
         return self.sender
 
 
-class MemberService:
+class MemberService(handling.ForgetsHandledEvents):
     name = "member"
 
     db = Database()

@@ -9,6 +9,7 @@ from nameko.timer import timer
 
 from services.org import ledgers
 from services.org.models import Base  # noqa: F401 - registers the outbox tables
+from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 expected = (TuantibuError,)
 
 
-class OrgService:
+class OrgService(handling.ForgetsHandledEvents):
     name = "org"
 
     db = Database()

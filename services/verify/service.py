@@ -10,6 +10,7 @@ from nameko.timer import timer
 
 from services.verify.challenges import Challenges
 from services.verify.models import Base  # noqa: F401 - registers the outbox tables
+from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
@@ -35,7 +36,7 @@ class Adapters(DependencyProvider):
         return self
 
 
-class VerifyService:
+class VerifyService(handling.ForgetsHandledEvents):
     name = "verify"
 
     db = Database()

@@ -379,3 +379,23 @@ def test_a_replay_puts_each_parked_message_back_once(engine, bus, operator_env):
     wait_for(lambda: dead_letter_count(bus) == parked, timeout=10, what="the dead letters")
 
     assert deadletter.replay() == parked
+
+
+def test_handled_event_ids_are_forgotten_after_their_days(engine):
+    from sqlalchemy import text
+
+    from shared.handling import forget_handled_events
+
+    old, recent = str(uuid.uuid4()), str(uuid.uuid4())
+    with Session(engine) as session:
+        session.execute(text(
+            "INSERT INTO verify.handled_events (event_id, handler, handled_at) VALUES "
+            "(:old, 'verify.probe', now() - interval '31 days'), (:recent, 'verify.probe', now() - interval '29 days')"
+        ), {"old": old, "recent": recent})
+        session.commit()
+        assert forget_handled_events(session, "verify", keep_days=30) >= 1
+        session.commit()
+        kept = set(session.scalars(text(
+            "SELECT event_id FROM verify.handled_events WHERE event_id IN (:old, :recent)"
+        ), {"old": old, "recent": recent}))
+    assert kept == {recent}

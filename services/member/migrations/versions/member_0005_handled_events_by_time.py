@@ -1,0 +1,21 @@
+"""handled events indexed by time, so old ones can be forgotten
+
+Revision ID: member_0005
+Revises: member_0004
+Create Date: 2026-12-02 00:40:00
+"""
+from alembic import op
+
+
+revision = 'member_0005'
+down_revision = 'member_0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_handled_events_handled_at', 'handled_events', ['handled_at'], unique=False, schema='member')
+
+
+def downgrade() -> None:
+    op.drop_index('ix_handled_events_handled_at', table_name='handled_events', schema='member')
