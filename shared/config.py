@@ -78,6 +78,7 @@ class Settings:
     run_history_days: int
     access_log_days: int
     handled_events_days: int
+    challenge_days: int
     housekeeping_seconds: float
     gateway_tls_cert: str
     gateway_tls_key: str
@@ -180,6 +181,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             run_history_days=int(env.get("RUN_HISTORY_DAYS", "30")),
             access_log_days=int(env.get("ACCESS_LOG_DAYS", "180")),
             handled_events_days=int(env.get("HANDLED_EVENTS_DAYS", "30")),
+            challenge_days=int(env.get("CHALLENGE_DAYS", "7")),
             housekeeping_seconds=float(env.get("HOUSEKEEPING_SECONDS", "60")),
             gateway_tls_cert=env.get("GATEWAY_TLS_CERT", ""),
             gateway_tls_key=env.get("GATEWAY_TLS_KEY", ""),

@@ -16,7 +16,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from services.verify.models import Challenge, Identity, SmsSend, UserSession
@@ -184,6 +184,27 @@ class Challenges:
         for challenge in stale:
             self._reject(challenge, "expired")
         return len(stale)
+
+    def forget_old(self, keep_days: int) -> dict:
+        """What verify need not keep: SMS send records past the 24 h cap window, ended
+        sessions, and challenges finished more than ``keep_days`` days ago (with their
+        masked phone and client address)."""
+        t = now()
+        sends = self.session.execute(delete(SmsSend).where(SmsSend.sent_at < t - timedelta(days=1))).rowcount
+        sessions = self.session.execute(
+            delete(UserSession).where(
+                (UserSession.revoked_at.is_not(None))
+                | (UserSession.last_seen_at < t - timedelta(seconds=self.cfg.session_idle_seconds))
+                | (UserSession.created_at < t - timedelta(seconds=self.cfg.session_absolute_seconds))
+            )
+        ).rowcount
+        challenges = self.session.execute(
+            delete(Challenge).where(
+                Challenge.status.not_in(("pending", "code_sent")),
+                func.coalesce(Challenge.finished_at, Challenge.created_at) < t - timedelta(days=keep_days),
+            )
+        ).rowcount
+        return {"sms_sends": sends, "sessions": sessions, "challenges": challenges}
 
     # -- codes --------------------------------------------------------------------
 

@@ -79,6 +79,13 @@ class VerifyService(handling.ForgetsHandledEvents):
         if expired:
             log.info("expired %d unconfirmed challenges", expired)
 
+    @timer(interval=settings().housekeeping_seconds)
+    def forget_old(self) -> None:
+        forgotten = self.challenges.forget_old(settings().challenge_days)
+        if any(forgotten.values()):
+            log.info("forgot %(challenges)d old challenges, %(sessions)d ended sessions, "
+                     "%(sms_sends)d SMS send records", forgotten)
+
     @rpc(expected_exceptions=expected)
     def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "") -> dict:
         return self.challenges.start_reconfirm(person_ref, subject_id, client)

@@ -189,3 +189,32 @@ def test_sessions_end_when_idle_or_revoked(world):
     session.commit()
     with pytest.raises(Unauthenticated):
         challenges.check_session(other)
+
+
+def test_old_records_are_forgotten_and_live_ones_kept(world):
+    from services.verify.models import UserSession
+
+    challenges, kit, sms, session = world
+    done = start(challenges, kit)
+    challenges.confirm(done, sms.last_code())
+    live = start(challenges, kit)  # a code is out: kept however old
+    live_token = challenges.open_session("ref-live")
+    challenges.open_session("ref-idle")
+    session.commit()
+    week = timedelta(days=CFG.challenge_days, minutes=1)
+    session.execute(update(Challenge).where(Challenge.id.in_([done, live]))
+                    .values(created_at=Challenge.created_at - week, finished_at=Challenge.finished_at - week))
+    session.execute(update(SmsSend).values(sent_at=SmsSend.sent_at - timedelta(days=1, minutes=1)))
+    session.execute(update(UserSession).where(UserSession.person_ref == "ref-idle")
+                    .values(last_seen_at=UserSession.last_seen_at - timedelta(seconds=CFG.session_idle_seconds + 1)))
+    session.commit()
+
+    forgotten = challenges.forget_old(CFG.challenge_days)
+    session.commit()
+    assert forgotten["challenges"] >= 1 and forgotten["sessions"] >= 1 and forgotten["sms_sends"] >= 2
+    session.expire_all()
+    assert session.get(Challenge, done) is None
+    assert session.get(Challenge, live).status == "code_sent"
+    assert session.query(SmsSend).count() == 0
+    assert challenges.check_session(live_token) == {"person_ref": "ref-live"}
+    assert session.query(UserSession).filter(UserSession.person_ref == "ref-idle").count() == 0
