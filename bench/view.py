@@ -15,7 +15,9 @@ the state autovacuum leaves a ledger in):
 - ``healthkit_sim.residents``: the same people (the simulator's synthetic health mix).
 
 Measured, each with ``--view-requests`` requests (default 200) from ``--view-clients``
-concurrent clients (default 4) after a few unmeasured ones:
+concurrent clients (default 4) after a few unmeasured ones from as many clients (each
+service's connection pools then hold the connections that load needs, as in steady
+use):
 
 - ``GET /api/ledgers/{id}/members``: the first page (50 rows), unfiltered;
 - ``GET /api/ledgers/{id}/members?abnormal=true``: the first page, abnormal only;
@@ -48,7 +50,7 @@ STACK_ENV = {"SYNC_TIMES": ""}  # no scheduled run in the middle of the measurem
 TARGET_P99_MS = 100.0
 TARGET_XLSX_S = 3.0
 RNG_SEED = 5_000_005
-WARMUP_REQUESTS = 5
+WARMUP_REQUESTS = 5  # per client, from as many clients as are measured (so every pool is warm)
 SINGLE_CLIENT_REQUESTS = 20  # one client, one request at a time: the latency without queueing
 TIMEOUT = 60
 ENDPOINT_LABELS = {
@@ -250,7 +252,7 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
     try:
         connections.start()
         for key, call in (("page", page), ("abnormal", abnormal), ("stats", stats)):
-            measure(WARMUP_REQUESTS, 1, call, stop)
+            measure(WARMUP_REQUESTS * clients, clients, call, stop)
             single[key] = measure(SINGLE_CLIENT_REQUESTS, 1, call, stop)
             print(f"view: {ENDPOINT_LABELS[key]}: {n_requests} requests, {clients} clients...", flush=True)
             meter = meter_factory()
