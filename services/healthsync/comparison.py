@@ -226,6 +226,15 @@ class Comparison:
         id_of = {ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects}
         records = self.health_kit.bulk_status(list(id_of.values()))
         rows = [self._row(ref, records.get(id_number)) for ref, id_number in id_of.items()]
+        # lock the snapshots first: a concurrent check of the same people (a run, a
+        # re-check, the change feed) then finishes before this one reads "before", so a
+        # change is announced once, not once per check
+        self.session.execute(
+            select(Snapshot.person_ref)
+            .where(Snapshot.person_ref.in_(list(id_of)))
+            .order_by(Snapshot.person_ref)
+            .with_for_update()
+        )
         old = {
             r.person_ref: r
             for r in self.session.execute(
