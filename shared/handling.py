@@ -75,7 +75,7 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def handle(service: Any, c: Contract, method: Callable, payload: dict) -> None:
+def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Callable | None = None) -> None:
     service_name = service.name
     handler = f"{service_name}.{method.__name__}"
     queue = c.queue_name(service_name, method.__name__)
@@ -86,6 +86,8 @@ def handle(service: Any, c: Contract, method: Callable, payload: dict) -> None:
         log.error("event for %s does not fit contract %s; dead-lettered", handler, c.event_type)
         dead_letter(payload, queue, f"contract: {type(exc).__name__}", 0)
         return
+    if when is not None and not when(data):
+        return  # not this handler's concern: no transaction, nothing to remember
 
     handled = _HANDLED_TABLES[service_name]
     session = service.db
@@ -123,14 +125,16 @@ def handle(service: Any, c: Contract, method: Callable, payload: dict) -> None:
             eventlet.sleep(delay)
 
 
-def handles(event_type: str) -> Callable:
-    """Declare a service method as the idempotent, retried handler of ``event_type``."""
+def handles(event_type: str, when: Callable[[dict], bool] | None = None) -> Callable:
+    """Declare a service method as the idempotent, retried handler of ``event_type``;
+    with ``when``, only of those events whose data it accepts (the others are acked
+    without touching the database)."""
     c = contract(event_type)
 
     def decorator(method: Callable) -> Callable:
         @functools.wraps(method)
         def entrypoint(self, payload):
-            handle(self, c, method, payload)
+            handle(self, c, method, payload, when)
 
         # handle() catches every handler error; only a failure to park a message (the
         # broker gone) escapes, and then the message must go back, not be dropped

@@ -51,15 +51,13 @@ class MemberService(handling.ForgetsHandledEvents):
             self.db, crypto(), settings().qr_signing_key, token, body, client, ask_org=self.org.ledger_for_join
         )
 
-    @handles("verify.identity_verified")
+    @handles("verify.identity_verified", when=lambda d: d["purpose"] == "join")
     def on_identity_verified(self, data: dict, envelope: dict) -> None:
-        if data["purpose"] == "join":
-            memberships.activate(self.db, crypto(), data["subject_id"], data["challenge_id"], data["person_ref"])
+        memberships.activate(self.db, crypto(), data["subject_id"], data["challenge_id"], data["person_ref"])
 
-    @handles("verify.identity_rejected")
+    @handles("verify.identity_rejected", when=lambda d: d["purpose"] == "join")
     def on_identity_rejected(self, data: dict, envelope: dict) -> None:
-        if data["purpose"] == "join":
-            memberships.discard_pending(self.db, data["subject_id"], data["challenge_id"])
+        memberships.discard_pending(self.db, data["subject_id"], data["challenge_id"])
 
     @timer(interval=settings().sweep_interval_seconds)
     def sweep_abandoned_joins(self) -> None:
