@@ -151,6 +151,7 @@ def test_recheck_by_member_and_refresh_by_admin(api, running, ledger):
     assert refreshed.status_code == 429  # the same person was just checked
     other = known_person(api, "冯二")
     other_id, _ = join(api, ledger["token"], other)
+    wait_until(lambda: members(api, ledger)["冯二"].get("synced_at"), what="the new member's first check")
     api.put_resident(other.id_number, code_status="red")
     refreshed = api.post(f"/api/ledgers/{ledger['id']}/members/{other_id}/refresh", token=ledger["admin_token"])
     assert refreshed.status_code == 200 and refreshed.json()["code_status"] == "red"
