@@ -38,6 +38,9 @@ def make_green() -> None:
 
 
 def make_engine(url: str | None = None, pool_size: int = 5, max_overflow: int = 5) -> Engine:
+    """An engine with a pool. Connections past ``pool_size`` (the overflow) are closed
+    when returned, so under sustained load each costs a new PostgreSQL backend: size
+    the pool for the load a process usually has."""
     make_green()
     return create_engine(
         url or settings().database_url,
@@ -53,7 +56,7 @@ class Database(DependencyProvider):
     raised. Entrypoints that manage their own transactions (event handlers with
     retries) may commit early; the final commit is then a no-op."""
 
-    def __init__(self, pool_size: int = 5) -> None:
+    def __init__(self, pool_size: int = 10) -> None:
         self.pool_size = pool_size
         self.engine: Engine | None = None
         self.sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

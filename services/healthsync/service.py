@@ -49,7 +49,7 @@ class HealthKitProvider(DependencyProvider):
 class HealthsyncService(handling.ForgetsHandledEvents):
     name = "healthsync"
 
-    db = Database(pool_size=8)
+    db = Database(pool_size=12)
     relay = OutboxRelay()
     health_kit = HealthKitProvider()
     verify = Rpc("verify")

@@ -97,6 +97,6 @@ def sms_sender(settings: "Settings | None" = None) -> SmsSender:
     if sender is None:
         from shared.db import make_engine
 
-        sender = DevOutbox(make_engine(s.database_url, pool_size=2), key=s.blind_index_key)
+        sender = DevOutbox(make_engine(s.database_url, pool_size=4), key=s.blind_index_key)
         _senders[cache_key] = sender
     return sender
