@@ -33,6 +33,7 @@ NAME = "join"
 TARGET_JOINS_PER_S = 80.0
 TARGET_P99_MS = 500.0
 STEPS = ("join_info", "join_request", "sms_code", "confirm")
+SOLO_SECONDS = 5.0  # one virtual user, before the load: each step's latency without queueing
 STEP_LABELS = {
     "join_info": "GET  /api/join/{token}",
     "join_request": "POST /api/join/{token}",
@@ -228,11 +229,14 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
     ledger_id, admin_token = create_active_ledger(api, admin)
     token = join_token(api, ledger_id, admin_token)
 
-    residents = args.residents or int(users * 2 + 120 * (duration + warmup))
+    residents = args.residents or int(users * 2 + 120 * (duration + warmup) + 40 * (SOLO_SECONDS + 1))
     pool = JoinerPool(stack.healthkit_url)
     print(f"join: putting {residents} joiners into the Health Kit simulator...", flush=True)
     seed_s = pool.seed(residents)
     print(f"join: {residents} joiners registered in {seed_s:.1f}s", flush=True)
+
+    print(f"join: one person at a time for 1+{SOLO_SECONDS:g}s (the latency without queueing)...", flush=True)
+    solo = run_phase(1, SOLO_SECONDS, 1, join_scenario(stack.gateway_url, token, pool), stop, label="solo")
 
     meter = meter_factory()
     connections = ConnectionSampler(stack.database_url)
@@ -285,6 +289,11 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
             "notes": dict(rec.notes),
         },
         "steps": steps,
+        "one_at_a_time": {
+            "joins": solo.completed,
+            **{step: {k: v for k, v in summary(solo.latencies[step]).items() if k in ("p50_ms", "p99_ms", "max_ms")}
+               for step in (*STEPS, "join_total")},
+        },
         "reference": {
             "endpoint": "GET /api/ping",
             "requests": ref.completed,
@@ -325,6 +334,10 @@ def print_report(result: dict) -> None:
     for label, s in rows:
         errors = ", ".join(f"{k}×{n}" for k, n in s.get("errors", {}).items()) or "0"
         print(f"{label:36} {s['count']:7d} {_fmt(s['p50_ms'])} {_fmt(s['p90_ms'])} {_fmt(s['p99_ms'])} {_fmt(s['max_ms'])}  {errors}")
+    solo = result.get("one_at_a_time")
+    if solo:
+        print(f"one person at a time ({solo['joins']} joins): " + ", ".join(
+            f"{s} p50 {_fmt(solo[s]['p50_ms'], 0)} ms" for s in (*STEPS, "join_total")))
     j, t = result["joins"], result["targets"]
     print()
     print(f"completed joins/s        {j['per_second']:8.2f}   ({j['completed']} in the window; target ≥ {t['joins_per_second']['target']:g}: {t['joins_per_second']['result']})")
