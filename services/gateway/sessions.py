@@ -32,8 +32,9 @@ class SessionCache:
     def put(self, token: str, person_ref: str) -> None:
         if self.ttl <= 0:
             return
-        self._entries[self._key(token)] = (time.monotonic() + self.ttl, person_ref)
-        self._entries.move_to_end(self._key(token))
+        key = self._key(token)
+        self._entries[key] = (time.monotonic() + self.ttl, person_ref)
+        self._entries.move_to_end(key)
         while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)
 

@@ -640,13 +640,11 @@ class Comparison:
     # -- people and ledgers, for admins and members ------------------------------------
 
     def require_admin(self, ledger_id: str, person_ref: str) -> str:
-        ledger_id = _uuid(ledger_id, "ledger")
-        if self.session.get(LedgerAdmin, (ledger_id, person_ref)) is None:
-            raise Forbidden("Only this ledger's admins can do this.")
-        return ledger_id
+        return self.admin_rules(ledger_id, person_ref)[0]
 
     def admin_rules(self, ledger_id: str, person_ref: str) -> tuple[str, dict]:
-        """``require_admin`` and the ledger's rules, in one query."""
+        """The ledger id if ``person_ref`` is one of its admins (else Forbidden), and
+        the ledger's rules, in one query."""
         ledger_id = _uuid(ledger_id, "ledger")
         rules = admin_rules(self.session, ledger_id, person_ref)
         if rules is None:

@@ -143,13 +143,12 @@ class HealthsyncService(handling.ForgetsHandledEvents):
     @rpc(expected_exceptions=expected)
     def abnormal_members(self, ledger_id: str, person_ref: str, member_ids: list | None = None) -> dict:
         """Who fails which rule now: for reminders."""
-        ledger_id = self.comparison.require_admin(ledger_id, person_ref)
-        found = ledger_view.query(self.db, ledger_id, parse_filters({"abnormal": "true"}), True)
+        ledger_id, rules = self.comparison.admin_rules(ledger_id, person_ref)
+        found = ledger_view.query(self.db, ledger_id, parse_filters({"abnormal": "true"}), True, rules)
         items = found["items"]
         if member_ids is not None:
             wanted = set(member_ids)
             items = [i for i in items if i["member_id"] in wanted]
-        rules = ledger_view.load_rules(self.db, ledger_id)
         return {
             "members": {i["member_id"]: [r["code"] for r in i["abnormal_reasons"]] for i in items},
             "rules": rules,
