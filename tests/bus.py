@@ -39,8 +39,10 @@ class BusCapture:
     QUEUE = "test-capture"
 
     def __init__(self, vhost: str) -> None:
+        # no heartbeats: this blocking connection sits idle between the tests that read
+        # it, and the broker would drop it after two missed beats
         params = pika.ConnectionParameters(
-            host=RABBIT_HOST, virtual_host=vhost, credentials=pika.PlainCredentials("guest", "guest")
+            host=RABBIT_HOST, virtual_host=vhost, credentials=pika.PlainCredentials("guest", "guest"), heartbeat=0
         )
         self.connection = pika.BlockingConnection(params)
         self.channel = self.connection.channel()
@@ -57,4 +59,5 @@ class BusCapture:
             bodies.append(body)
 
     def close(self) -> None:
-        self.connection.close()
+        if self.connection.is_open:
+            self.connection.close()
