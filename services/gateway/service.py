@@ -23,6 +23,7 @@ from shared.crypto import crypto
 from shared.db import make_engine
 from shared.errors import IdentityRejected, InvalidInput, NotFound
 from shared.health import rule_labels
+from shared.heap import SettledHeap
 from shared.ledger_filters import described, needs_health, parse_filters
 from shared.rpc import Rpc
 from shared.validation import validate_fields, validate_phone
@@ -61,6 +62,7 @@ class GatewayService:
     healthsync = Rpc("healthsync")
     waiter = WaiterProvider()
     sessions = SessionCacheProvider()
+    heap = SettledHeap()
 
     # -- events that end a wait ---------------------------------------------------
 

@@ -26,6 +26,7 @@ from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.healthkit import HealthKitUnavailable, health_kit
+from shared.heap import SettledHeap
 from shared.ledger_filters import parse_filters
 from shared.outbox import OutboxRelay
 from shared.rpc import Rpc, rpc
@@ -53,6 +54,7 @@ class HealthsyncService(handling.ForgetsHandledEvents):
     relay = OutboxRelay()
     health_kit = HealthKitProvider()
     verify = Rpc("verify")
+    heap = SettledHeap()
 
     @property
     def comparison(self) -> Comparison:

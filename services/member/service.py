@@ -16,6 +16,7 @@ from shared.crypto import crypto
 from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
+from shared.heap import SettledHeap
 from shared.outbox import OutboxRelay
 from shared.rpc import Rpc, rpc
 from shared.sms import sms_sender
@@ -41,6 +42,7 @@ class MemberService(handling.ForgetsHandledEvents):
     relay = OutboxRelay()
     sms = SmsProvider()
     org = Rpc("org")
+    heap = SettledHeap()
 
     # -- joining ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from shared.crypto import crypto
 from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
+from shared.heap import SettledHeap
 from shared.outbox import OutboxRelay
 from shared.rpc import Rpc, rpc
 
@@ -31,6 +32,7 @@ class OrgService(handling.ForgetsHandledEvents):
     db = Database()
     relay = OutboxRelay()
     verify = Rpc("verify")
+    heap = SettledHeap()
 
     @rpc(expected_exceptions=expected)
     def create_ledger(self, sealed_application: str, client: str = "") -> dict:

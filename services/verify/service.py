@@ -17,6 +17,7 @@ from shared.db import Database
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.healthkit import health_kit
+from shared.heap import SettledHeap
 from shared.outbox import OutboxRelay
 from shared.rpc import rpc
 from shared.sms import sms_sender
@@ -42,6 +43,7 @@ class VerifyService(handling.ForgetsHandledEvents):
     db = Database()
     relay = OutboxRelay()
     adapters = Adapters()
+    heap = SettledHeap()
 
     @property
     def challenges(self) -> Challenges:
