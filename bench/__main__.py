@@ -62,9 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group.add_argument("--ledgers", type=int, default=0, help="ledgers to spread them over (default 10,000; --quick 1,000)")
     group.add_argument("--people", type=int, default=0, help="distinct people (default 700,000; --quick 70,000)")
     group.add_argument("--instances", type=int, default=2, help="healthsync instances during the run (default 2)")
-    group.add_argument("--sync-workers", type=int, default=8,
-                       help="MAX_WORKERS of the healthsync instances (default 8: the same throughput as the stack's 20 "
-                            "on 2 cores, and ~10 fewer PostgreSQL connections each; 0: the stack's)")
+    group.add_argument("--sync-workers", type=int, default=0,
+                       help="MAX_WORKERS of the healthsync instances (default 0: the stack's, 20; the work messages an "
+                            "instance holds at once are compared together, and only their groups' leaders hold a "
+                            "PostgreSQL connection)")
     group.add_argument("--run-timeout", type=float, default=600, help="give up on the run after this many seconds (default 600)")
     group = parser.add_argument_group("view")
     group.add_argument("--view-members", type=int, default=5000, help="members of the ledger (default 5,000)")

@@ -6,8 +6,9 @@ A run creates one ``run_ledgers`` row and one ``healthsync.ledger_work`` message
 ledger, and assigns every person to exactly one of their ledgers' work (``run_people``,
 one row per person, in one statement): a person in several ledgers is fetched once per
 run, and workers never wait for each other. Any number of healthsync instances take the
-messages; each compares its ledger's people in batches of at most 1,000, marking them
-compared in the transaction that writes their snapshots. A worker killed mid-batch
+messages; the messages an instance holds at once are compared together
+(:mod:`services.healthsync.ledger_work`), their people in batches of at most 1,000,
+marked compared in the transaction that writes their snapshots. A worker killed mid-batch
 leaves its batch unmarked (the transaction rolls back) and the redelivered message
 compares exactly the people not yet compared.
 """
@@ -382,6 +383,9 @@ class Comparison:
                 ),
                 {"run_id": run_id, "ledger_id": ledger_id},
             )
+            # the planner's statistics must know the run's rows (the workers look up
+            # several ledgers at once; without them it scans the whole run per batch)
+            self.session.execute(text("ANALYZE healthsync.run_people"))
         self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_total=len(ledger_ids)))
         add_event(
             self.session, "healthsync.run_started",
@@ -396,74 +400,115 @@ class Comparison:
         return self.run_status(run_id)
 
     def sync_ledger(self, run_id: str, ledger_id: str, backoff: float = 1.0) -> str:
-        """Compare the people a run assigned to this ledger, batch by batch, each batch
-        committed with its snapshots. Returns the ledger's final status (done | failed |
-        skipped, when another delivery finished it)."""
+        """Compare the people a run assigned to this ledger. Returns the ledger's final
+        status (done | failed | skipped, when another delivery finished it)."""
+        return self.sync_ledgers(run_id, [ledger_id], backoff)[ledger_id]
+
+    def sync_ledgers(self, run_id: str, ledger_ids: list[str], backoff: float = 1.0) -> dict[str, str]:
+        """Compare the people a run assigned to these ledgers (work that arrived
+        together, :mod:`services.healthsync.ledger_work`) in batches of at most 1,000
+        people across them, each batch committed with its snapshots, then end the
+        ledgers together. Returns each ledger's final status (done | failed | skipped)."""
+        ledger_ids = list(dict.fromkeys(ledger_ids))
         failures = 0
         while True:
             try:
-                batch = self._next_batch(run_id, ledger_id)
+                batch = self._next_batch(run_id, ledger_ids)
                 if batch:
-                    # a batch need not wait for its WAL to reach the disk: the ledger's end
-                    # commits normally (flushing it too) before the work message is acked,
-                    # and a batch lost in a crash is compared again on redelivery
+                    # a batch need not wait for its WAL to reach the disk: the ledgers' end
+                    # commits normally (flushing it too) before the work messages are
+                    # acked, and a batch lost in a crash is compared again on redelivery
                     self.session.execute(text("SET LOCAL synchronous_commit TO off"))
                     self.check_people(batch, run_id)
                     self.session.commit()
                 if len(batch) < BATCH:
-                    break  # nothing of this ledger is left uncompared
+                    break  # nothing of these ledgers is left uncompared
             except HealthKitUnavailable:
                 self.session.rollback()
                 failures += 1
                 if failures > self.cfg.sync_batch_retries:
-                    return self._ledger_failed(run_id, ledger_id)
+                    # a ledger whose people were all compared before the Health Kit gave
+                    # out is done; the others failed
+                    unfinished = set(self._unfinished_ledgers(run_id, ledger_ids))
+                    outcomes = self._ledgers_done(run_id, [lid for lid in ledger_ids if lid not in unfinished])
+                    for lid in ledger_ids:
+                        if lid in unfinished:
+                            outcomes[lid] = self._ledger_failed(run_id, lid)
+                    return outcomes
                 time.sleep(backoff * (2 ** (failures - 1)))
-        return self._ledger_done(run_id, ledger_id)
+        return self._ledgers_done(run_id, ledger_ids)
 
-    def _next_batch(self, run_id: str, ledger_id: str) -> list[str]:
-        # FOR UPDATE (not SKIP LOCKED): a second delivery of the same ledger waits for
-        # the first's batch, then finds those people compared and takes only the rest
+    def _next_batch(self, run_id: str, ledger_ids: list[str]) -> list[str]:
+        # the ledgers' rows are locked (in one order), not their people's: a second
+        # delivery of a ledger waits for the first's batch, then finds those people
+        # compared and takes only the rest
+        self.session.execute(
+            select(RunLedger.ledger_id)
+            .where(RunLedger.run_id == run_id, RunLedger.ledger_id.in_(ledger_ids))
+            .order_by(RunLedger.ledger_id)
+            .with_for_update()
+        )
         return list(
             self.session.scalars(
                 select(RunPerson.person_ref)
-                .where(RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id, RunPerson.compared_at.is_(None))
+                .where(RunPerson.run_id == run_id, RunPerson.ledger_id.in_(ledger_ids),
+                       RunPerson.compared_at.is_(None))
                 .limit(BATCH)
-                .with_for_update()
             )
         )
 
-    def _ledger_done(self, run_id: str, ledger_id: str) -> str:
-        t = now()
-        updated = self.session.execute(
-            update(RunLedger)
-            .where(RunLedger.run_id == run_id, RunLedger.ledger_id == ledger_id, RunLedger.status == "pending")
-            .values(
-                status="done", finished_at=t,
-                people=select(func.count()).select_from(RunPerson)
-                .where(RunPerson.run_id == run_id, RunPerson.ledger_id == ledger_id).scalar_subquery(),
+    def _unfinished_ledgers(self, run_id: str, ledger_ids: list[str]) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(RunPerson.ledger_id)
+                .where(RunPerson.run_id == run_id, RunPerson.ledger_id.in_(ledger_ids),
+                       RunPerson.compared_at.is_(None))
+                .distinct()
             )
-            .returning(RunLedger.people)
-        ).first()
-        if updated is None:  # another delivery finished it first
+        )
+
+    def _ledgers_done(self, run_id: str, ledger_ids: list[str]) -> dict[str, str]:
+        """End these ledgers in the run, in one transaction: done, with their people
+        counted and their last successful sync recorded; skipped where another delivery
+        ended them first."""
+        if not ledger_ids:
+            return {}
+        t = now()
+        people = (
+            select(func.count()).select_from(RunPerson)
+            .where(RunPerson.run_id == run_id, RunPerson.ledger_id == RunLedger.ledger_id)
+            .scalar_subquery()
+        )
+        ended = self.session.execute(
+            update(RunLedger)
+            .where(RunLedger.run_id == run_id, RunLedger.ledger_id.in_(ledger_ids), RunLedger.status == "pending")
+            .values(status="done", finished_at=t, people=people)
+            .returning(RunLedger.ledger_id, RunLedger.people)
+        ).all()
+        outcomes = {lid: "skipped" for lid in ledger_ids}
+        if not ended:  # other deliveries ended them first
             self.session.rollback()
-            return "skipped"
+            return outcomes
+        insert_syncs = pg_insert(LedgerSync).values([
+            {"ledger_id": row.ledger_id, "last_success_at": t, "last_run_id": run_id, "last_status": "done"}
+            for row in ended
+        ])
         self.session.execute(
-            pg_insert(LedgerSync)
-            .values(ledger_id=ledger_id, last_success_at=t, last_run_id=run_id, last_status="done")
-            .on_conflict_do_update(
+            insert_syncs.on_conflict_do_update(
                 index_elements=[LedgerSync.ledger_id],
                 set_={"last_success_at": t, "last_run_id": run_id, "last_status": "done"},
             )
         )
-        # one per ledger, thousands a run, nobody waiting: no need to wake the relay
-        add_event(self.session, "healthsync.ledger_synced",
-                  {"run_id": run_id, "ledger_id": ledger_id, "status": "done", "people": updated.people}, ledger_id,
-                  wake=False)
+        add_events(self.session, "healthsync.ledger_synced", [
+            ({"run_id": run_id, "ledger_id": row.ledger_id, "status": "done", "people": row.people}, row.ledger_id)
+            for row in ended
+        ])
         near_the_end = self._pending_ledgers(run_id) <= FINISH_CHECK_BELOW
         self.session.commit()
         if near_the_end:
             self._finish_run_if_complete(run_id)
-        return "done"
+        outcomes.update({row.ledger_id: "done" for row in ended})
+        return outcomes
 
     def _ledger_failed(self, run_id: str, ledger_id: str) -> str:
         """The Health Kit kept failing: the ledger is failed in this run; its members'

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import eventlet
 from kombu import Exchange, Queue
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
@@ -18,6 +19,7 @@ from nameko.timer import timer
 
 from services.healthsync import alerts, ledger_view
 from services.healthsync.comparison import Comparison
+from services.healthsync.ledger_work import LedgerWorkGroups
 from services.healthsync.models import Base, LedgerRules  # noqa: F401 - Base registers the outbox tables
 from shared import handling
 from shared.config import settings
@@ -47,12 +49,23 @@ class HealthKitProvider(DependencyProvider):
         return self.kit
 
 
+class LedgerWorkProvider(DependencyProvider):
+    """One :class:`LedgerWorkGroups` per process: the work messages it holds together."""
+
+    def setup(self) -> None:
+        self.groups = LedgerWorkGroups()
+
+    def get_dependency(self, worker_ctx):
+        return self.groups
+
+
 class HealthsyncService(handling.ForgetsHandledEvents):
     name = "healthsync"
 
     db = Database(pool_size=12)
     relay = OutboxRelay()
     health_kit = HealthKitProvider()
+    ledger_work = LedgerWorkProvider()
     verify = Rpc("verify")
     heap = SettledHeap()
 
@@ -84,12 +97,19 @@ class HealthsyncService(handling.ForgetsHandledEvents):
 
     # -- doing the work ---------------------------------------------------------------
 
-    @event_handler("healthsync", "ledger_work")
+    @event_handler("healthsync", "ledger_work", requeue_on_error=True)
     def on_ledger_work(self, payload: dict) -> None:
-        # idempotent by the run_ledgers row, and commits batch by batch: a redelivered
-        # message continues where a killed worker stopped
+        # compared with the other work this process holds (ledger_work); idempotent by
+        # the run_ledgers row and committed batch by batch, so a redelivered message
+        # continues where a killed worker stopped. A failure (the database gone, a
+        # deadlock) sends the message back after a pause, never drops it.
         data = payload["data"]
-        self.comparison.sync_ledger(data["run_id"], data["ledger_id"])
+        try:
+            self.ledger_work.sync(data["run_id"], data["ledger_id"], self.comparison.sync_ledgers)
+        except Exception:
+            log.exception("ledger %s of run %s failed; its work goes back to the queue", data["ledger_id"], data["run_id"])
+            eventlet.sleep(settings().handler_backoff_seconds)
+            raise
 
     @timer(interval=settings().feed_interval_seconds)
     def follow_feed(self) -> None:

@@ -1,0 +1,130 @@
+"""Several ledgers' work compared together (``Comparison.sync_ledgers``) on the real
+PostgreSQL: each person fetched once in one Health Kit call, every ledger ended with
+its own count and sync time in one transaction; when the Health Kit gives out midway,
+a ledger whose people were all compared is done and the others failed (stale)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy.orm import Session
+
+import services.healthsync.comparison as comparison_module
+import services.healthsync.models as models
+from services.healthsync.comparison import Comparison
+from shared.config import load_settings
+from shared.crypto import Crypto
+from shared.healthkit import HealthKitUnavailable, HealthRecord
+from shared.migrate import upgrade_all
+from tests.conftest import create_database, drop_database
+from tests.people import person
+
+CFG = load_settings({"SYNC_BATCH_RETRIES": "1"})
+SAMPLED = datetime.now(timezone.utc) - timedelta(hours=3)
+OUTBOX = models.Base.metadata.tables["healthsync.outbox"]
+
+
+class CountingHealthKit:
+    """Everyone is green; records each bulk call; gives out after ``works_for`` calls."""
+
+    def __init__(self, works_for: int = 1000) -> None:
+        self.calls: list[list[str]] = []
+        self.works_for = works_for
+
+    def bulk_status(self, id_numbers):
+        if len(self.calls) >= self.works_for:
+            raise HealthKitUnavailable("down")
+        self.calls.append(list(id_numbers))
+        return {n: HealthRecord(id_number=n, code_status="green", popup=None, last_test_sampled_at=SAMPLED,
+                                last_test_result="negative", vaccination="booster", updated_at=SAMPLED) for n in id_numbers}
+
+
+@pytest.fixture
+def store():
+    url = create_database()
+    upgrade_all(url)
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        drop_database(url)
+
+
+def _seed(engine, crypto, ledgers: dict[str, list[str]]) -> None:
+    """ledger id → the names of its members (one person per name, however many ledgers)."""
+    now = datetime.now(timezone.utc)
+    with Session(engine) as s:
+        refs = {}
+        for names in ledgers.values():
+            for name in names:
+                if name in refs:
+                    continue
+                p = person(name)
+                ref = refs[name] = crypto.person_ref("resident_id", p.id_number)
+                s.execute(insert(models.Subject).values(
+                    person_ref=ref, id_type="resident_id",
+                    id_number_enc=crypto.master.encrypt_text(p.id_number, aad=ref.encode())))
+                s.execute(insert(models.Snapshot).values(
+                    person_ref=ref, code_status="green", popup=None, last_test_sampled_at=SAMPLED,
+                    last_test_result="negative", vaccination="booster", checked_at=now - timedelta(days=1)))
+        for ledger_id, names in ledgers.items():
+            for name in names:
+                s.execute(insert(models.Member).values(
+                    membership_id=str(uuid.uuid4()), ledger_id=ledger_id, person_ref=refs[name], joined_at=now))
+        s.commit()
+
+
+def test_ledgers_compared_together_fetch_each_person_once_and_end_each_ledger(store):
+    crypto = Crypto(CFG)
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    _seed(store, crypto, {a: ["甲", "乙", "丙"], b: ["丙", "丁"], c: ["戊"]})  # 丙 is in two ledgers
+    kit = CountingHealthKit()
+    with Session(store) as s:
+        run_id = Comparison(s, crypto, kit, CFG).start_run("rpc")["run_id"]
+        s.commit()
+    with Session(store) as s:
+        outcomes = Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b, c])
+    assert outcomes == {a: "done", b: "done", c: "done"}
+    assert len(kit.calls) == 1 and len(kit.calls[0]) == len(set(kit.calls[0])) == 5
+
+    with Session(store) as s:
+        ledgers = {r.ledger_id: r for r in s.scalars(select(models.RunLedger).where(models.RunLedger.run_id == run_id))}
+        assert {lid: r.status for lid, r in ledgers.items()} == {a: "done", b: "done", c: "done"}
+        assert sum(r.people for r in ledgers.values()) == 5  # 丙 counted in the one ledger that compared them
+        assert all(p.compared_at is not None for p in s.scalars(select(models.RunPerson)))
+        syncs = {r.ledger_id: r for r in s.scalars(select(models.LedgerSync))}
+        assert set(syncs) == {a, b, c} and all(r.last_status == "done" and r.last_run_id == run_id for r in syncs.values())
+        synced = s.scalars(select(OUTBOX.c.aggregate_id).where(OUTBOX.c.event_type == "healthsync.ledger_synced")).all()
+        assert sorted(synced) == sorted([a, b, c])
+        assert s.get(models.Run, run_id).status == "finished"
+
+    with Session(store) as s:  # a second delivery of the same work finds it ended
+        assert Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b]) == {a: "skipped", b: "skipped"}
+    assert len(kit.calls) == 1
+
+
+def test_when_the_health_kit_gives_out_midway_only_unfinished_ledgers_fail(store, monkeypatch):
+    monkeypatch.setattr(comparison_module, "BATCH", 2)
+    crypto = Crypto(CFG)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    _seed(store, crypto, {a: ["子", "丑"], b: ["寅", "卯"]})
+    kit = CountingHealthKit(works_for=1)  # the first batch of two people, then nothing
+    with Session(store) as s:
+        run_id = Comparison(s, crypto, kit, CFG).start_run("rpc")["run_id"]
+        s.commit()
+    with Session(store) as s:
+        outcomes = Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b], backoff=0.01)
+
+    with Session(store) as s:
+        people = s.scalars(select(models.RunPerson).where(models.RunPerson.run_id == run_id)).all()
+        unfinished = {p.ledger_id for p in people if p.compared_at is None}
+        assert len([p for p in people if p.compared_at is not None]) == 2
+        assert outcomes == {lid: "failed" if lid in unfinished else "done" for lid in (a, b)}
+        stale = {p.person_ref for p in people if p.compared_at is None}
+        snapshots = {r.person_ref: r for r in s.scalars(select(models.Snapshot))}
+        assert {ref for ref, r in snapshots.items() if r.stale_since is not None} == stale
+        assert s.get(models.Run, run_id).status == "finished"
