@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -91,13 +92,22 @@ WRITE_SNAPSHOTS = text(
             checked_at = EXCLUDED.checked_at,
             stale_since = NULL,
             last_run_id = EXCLUDED.last_run_id
-    ),
-    marked AS (
-        UPDATE healthsync.run_people SET compared_at = :now
-        WHERE CAST(:run_id AS text) IS NOT NULL AND run_id = :run_id
-          AND person_ref = ANY(CAST(:refs AS text[]))
     )
     SELECT * FROM old
+    """
+)
+#: In the same transaction as a run's batch: its people are done with in the run
+#: (compared, or gone from every ledger meanwhile) and each ledger counts those of its
+#: people that were compared (the run's progress is the sum of these counts).
+MARK_BATCH = text(
+    """
+    WITH marked AS (
+        UPDATE healthsync.run_people SET compared_at = :now
+        WHERE run_id = :run_id AND person_ref = ANY(CAST(:refs AS text[]))
+    )
+    UPDATE healthsync.run_ledgers r SET people = r.people + c.compared
+    FROM unnest(CAST(:ledgers AS text[]), CAST(:compared AS integer[])) AS c(ledger_id, compared)
+    WHERE r.run_id = :run_id AND r.ledger_id = c.ledger_id
     """
 )
 WATCHED = ("code_status", "popup", "last_test_result", "vaccination")
@@ -211,10 +221,11 @@ class Comparison:
         snapshots in one statement per batch. Raises HealthKitUnavailable."""
         compared = 0
         for start in range(0, len(person_refs), BATCH):
-            compared += self._check_batch(person_refs[start : start + BATCH], run_id)
+            compared += len(self._check_batch(person_refs[start : start + BATCH], run_id))
         return compared
 
-    def _check_batch(self, person_refs: list[str], run_id: str | None) -> int:
+    def _check_batch(self, person_refs: list[str], run_id: str | None) -> list[str]:
+        """Check these people (≤ 1,000); the ones compared (those still known)."""
         # a share lock: a person forgotten meanwhile (left their last ledger) waits for
         # this batch, then loses the snapshot too; never a snapshot of someone forgotten
         subjects = self.session.execute(
@@ -223,7 +234,7 @@ class Comparison:
             .with_for_update(read=True, key_share=True)
         ).all()
         if not subjects:
-            return 0
+            return []
         id_of = {ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects}
         records = self.health_kit.bulk_status(list(id_of.values()))
         rows = [self._row(ref, records.get(id_number)) for ref, id_number in id_of.items()]
@@ -253,7 +264,7 @@ class Comparison:
             )
         }
         self._announce_changes(rows, old)
-        return len(rows)
+        return list(id_of)
 
     @staticmethod
     def _row(ref: str, record: HealthRecord | None) -> dict:
@@ -419,7 +430,12 @@ class Comparison:
                     # commits normally (flushing it too) before the work messages are
                     # acked, and a batch lost in a crash is compared again on redelivery
                     self.session.execute(text("SET LOCAL synchronous_commit TO off"))
-                    self.check_people(batch, run_id)
+                    compared = set(self._check_batch(list(batch), run_id))
+                    per_ledger = Counter(batch[ref] for ref in compared)
+                    self.session.execute(MARK_BATCH, {
+                        "now": now(), "run_id": run_id, "refs": list(batch),
+                        "ledgers": list(per_ledger), "compared": list(per_ledger.values()),
+                    })
                     self.session.commit()
                 if len(batch) < BATCH:
                     break  # nothing of these ledgers is left uncompared
@@ -438,7 +454,8 @@ class Comparison:
                 time.sleep(backoff * (2 ** (failures - 1)))
         return self._ledgers_done(run_id, ledger_ids)
 
-    def _next_batch(self, run_id: str, ledger_ids: list[str]) -> list[str]:
+    def _next_batch(self, run_id: str, ledger_ids: list[str]) -> dict[str, str]:
+        """Up to BATCH people of these ledgers not yet done with in the run → their ledger."""
         # the ledgers' rows are locked (in one order), not their people's: a second
         # delivery of a ledger waits for the first's batch, then finds those people
         # compared and takes only the rest
@@ -448,14 +465,12 @@ class Comparison:
             .order_by(RunLedger.ledger_id)
             .with_for_update()
         )
-        return list(
-            self.session.scalars(
-                select(RunPerson.person_ref)
-                .where(RunPerson.run_id == run_id, RunPerson.ledger_id.in_(ledger_ids),
-                       RunPerson.compared_at.is_(None))
-                .limit(BATCH)
-            )
+        rows = self.session.execute(
+            select(RunPerson.person_ref, RunPerson.ledger_id)
+            .where(RunPerson.run_id == run_id, RunPerson.ledger_id.in_(ledger_ids), RunPerson.compared_at.is_(None))
+            .limit(BATCH)
         )
+        return {ref: ledger_id for ref, ledger_id in rows}
 
     def _unfinished_ledgers(self, run_id: str, ledger_ids: list[str]) -> list[str]:
         return list(
@@ -474,15 +489,10 @@ class Comparison:
         if not ledger_ids:
             return {}
         t = now()
-        people = (
-            select(func.count()).select_from(RunPerson)
-            .where(RunPerson.run_id == run_id, RunPerson.ledger_id == RunLedger.ledger_id)
-            .scalar_subquery()
-        )
         ended = self.session.execute(
             update(RunLedger)
             .where(RunLedger.run_id == run_id, RunLedger.ledger_id.in_(ledger_ids), RunLedger.status == "pending")
-            .values(status="done", finished_at=t, people=people)
+            .values(status="done", finished_at=t)
             .returning(RunLedger.ledger_id, RunLedger.people)
         ).all()
         outcomes = {lid: "skipped" for lid in ledger_ids}
@@ -518,7 +528,7 @@ class Comparison:
             update(RunLedger)
             .where(RunLedger.run_id == run_id, RunLedger.ledger_id == ledger_id, RunLedger.status == "pending")
             .values(status="failed", finished_at=t, error="health_kit_unavailable")
-            .returning(RunLedger.ledger_id)
+            .returning(RunLedger.people)
         ).first()
         if updated is None:
             self.session.rollback()
@@ -544,7 +554,7 @@ class Comparison:
             )
         )
         add_event(self.session, "healthsync.ledger_synced",
-                  {"run_id": run_id, "ledger_id": ledger_id, "status": "failed", "people": 0}, ledger_id)
+                  {"run_id": run_id, "ledger_id": ledger_id, "status": "failed", "people": updated.people}, ledger_id)
         self.session.commit()
         self._finish_run_if_complete(run_id)
         log.warning("ledger %s failed in run %s: the Health Kit is unavailable", ledger_id, run_id)
@@ -587,13 +597,14 @@ class Comparison:
 
     @staticmethod
     def _progress_columns(run_id: str) -> dict:
-        """Counted from the run's rows (no shared counter for workers to queue on)."""
+        """Counted from the run's ledger rows (no shared counter for workers to queue on;
+        each ledger counts its people batch by batch)."""
         def ledgers(status):
             return (select(func.count()).select_from(RunLedger)
                     .where(RunLedger.run_id == run_id, RunLedger.status == status).scalar_subquery())
 
-        compared = (select(func.count()).select_from(RunPerson)
-                    .where(RunPerson.run_id == run_id, RunPerson.compared_at.is_not(None)).scalar_subquery())
+        compared = (select(func.coalesce(func.sum(RunLedger.people), 0)).select_from(RunLedger)
+                    .where(RunLedger.run_id == run_id).scalar_subquery())
         return {"ledgers_done": ledgers("done"), "ledgers_failed": ledgers("failed"), "people_compared": compared}
 
     def _progress(self, run_id: str) -> dict:

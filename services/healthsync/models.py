@@ -131,7 +131,9 @@ class RunPerson(Base):
     __tablename__ = "run_people"
     __table_args__ = (
         PrimaryKeyConstraint("run_id", "person_ref"),
-        Index("ix_run_people_work", "run_id", "ledger_id", "compared_at"),
+        # compared_at is not indexed and pages are half full (fillfactor 50, migration
+        # healthsync_0006): marking people compared is an in-place (HOT) update
+        Index("ix_run_people_work", "run_id", "ledger_id"),
     )
 
     run_id: Mapped[str] = mapped_column(String(36))

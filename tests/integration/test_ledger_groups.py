@@ -128,3 +128,39 @@ def test_when_the_health_kit_gives_out_midway_only_unfinished_ledgers_fail(store
         snapshots = {r.person_ref: r for r in s.scalars(select(models.Snapshot))}
         assert {ref for ref, r in snapshots.items() if r.stale_since is not None} == stale
         assert s.get(models.Run, run_id).status == "finished"
+
+
+def test_people_gone_from_every_ledger_during_a_run_are_passed_over(store, monkeypatch):
+    # e.g. a big ledger closed mid-run: its people's work stays queued, their subjects
+    # are forgotten; a batch of only such people must not be fetched again for ever
+    monkeypatch.setattr(comparison_module, "BATCH", 2)
+    batches = []
+    next_batch = Comparison._next_batch
+
+    def counted_next_batch(self, *args):
+        batches.append(args)
+        assert len(batches) < 20, "the same people fetched again and again"
+        return next_batch(self, *args)
+
+    monkeypatch.setattr(Comparison, "_next_batch", counted_next_batch)
+    crypto = Crypto(CFG)
+    ledger = str(uuid.uuid4())
+    _seed(store, crypto, {ledger: ["辰", "巳", "午", "未", "申"]})
+    kit = CountingHealthKit()
+    with Session(store) as s:
+        comparison = Comparison(s, crypto, kit, CFG)
+        run_id = comparison.start_run("rpc")["run_id"]
+        s.commit()
+        gone = s.scalars(select(models.RunPerson.person_ref).where(models.RunPerson.run_id == run_id)
+                         .order_by(models.RunPerson.person_ref).limit(3)).all()
+        s.execute(models.Member.__table__.delete().where(models.Member.person_ref.in_(gone)))
+        comparison.forget_orphans(list(gone))
+        s.commit()
+    with Session(store) as s:
+        assert Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [ledger]) == {ledger: "done"}
+        status = Comparison(s, crypto, kit, CFG).run_status(run_id)
+    assert status["status"] == "finished"
+    assert status["people_compared"] == 2  # the two still members; the departed are not counted
+    fetched = [n for call in kit.calls for n in call]
+    assert len(fetched) == len(set(fetched)) == 2
+    assert not {crypto.person_ref("resident_id", n) for n in fetched} & set(gone)
