@@ -51,6 +51,8 @@ from shared.outbox import add_event, add_events
 log = logging.getLogger(__name__)
 
 BATCH = MAX_BULK
+#: a finished run's per-person rows are kept this long (its ledgers' rows RUN_HISTORY_DAYS)
+RUN_PEOPLE_KEEP = timedelta(days=1)
 #: a ledger's end tries to finish its run only when fewer ledgers than this are left
 #: (more workers than this ending at the same instant: the housekeeping timer finishes it)
 FINISH_CHECK_BELOW = 200
@@ -394,9 +396,10 @@ class Comparison:
                 ),
                 {"run_id": run_id, "ledger_id": ledger_id},
             )
-            # the planner's statistics must know the run's rows (the workers look up
-            # several ledgers at once; without them it scans the whole run per batch)
-            self.session.execute(text("ANALYZE healthsync.run_people"))
+            if ledger_id is None:
+                # the planner's statistics must know a full run's rows (workers look up
+                # several ledgers at once; without them it scans the whole run per batch)
+                self.session.execute(text("ANALYZE healthsync.run_people"))
         self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_total=len(ledger_ids)))
         add_event(
             self.session, "healthsync.run_started",
@@ -777,7 +780,11 @@ class Comparison:
         return health_view(self.session.get(Snapshot, person_ref), load_rules(self.session, member.ledger_id), now())
 
     def forget_old_runs(self, keep_days: int) -> int:
-        """Run history is kept ``keep_days`` days."""
+        """Run history (runs and their ledgers) is kept ``keep_days`` days; who was
+        compared in a run (one row per person) only ``RUN_PEOPLE_KEEP``: a run needs
+        those rows while it runs, and they are the bulk of its history."""
+        people_gone = select(Run.id).where(Run.status == "finished", Run.finished_at < now() - RUN_PEOPLE_KEEP)
+        self.session.execute(delete(RunPerson).where(RunPerson.run_id.in_(people_gone)))
         old = select(Run.id).where(Run.status == "finished", Run.finished_at < now() - timedelta(days=keep_days))
         ids = self.session.scalars(old).all()
         if ids:

@@ -394,9 +394,21 @@ def test_a_time_limited_ledger_closes_itself_after_its_last_day(api, running):
 def test_run_history_is_kept_a_limited_number_of_days(api, running):
     from nameko.standalone.rpc import ClusterRpcProxy
 
+    ledger_id, admin_token = create_active_ledger(api, known_person(api, "历史"))
+    join(api, join_token(api, ledger_id, admin_token), known_person(api, "历史成员"))
+    wait_until(lambda: sql(running, "SELECT count(*) FROM healthsync.members WHERE ledger_id = %s", ledger_id)[0][0],
+               what="healthsync to know the member")
     with ClusterRpcProxy({"AMQP_URI": running.env["AMQP_URI"]}, timeout=30) as rpc:
         run = rpc.healthsync.run_now(None)
         wait_until(lambda: rpc.healthsync.run_status(run["run_id"])["status"] == "finished", what="run")
+    assert sql(running, "SELECT count(*) FROM healthsync.run_people WHERE run_id = %s", run["run_id"])[0][0] > 0
+    sql(running, "UPDATE healthsync.runs SET finished_at = now() - interval '25 hours' WHERE id = %s", run["run_id"])
+    # who was compared goes after a day; the run and its ledgers stay
+    wait_until(lambda: sql(running, "SELECT count(*) FROM healthsync.run_people WHERE run_id = %s",
+                           run["run_id"])[0][0] == 0, what="the run's people rows to be forgotten")
+    assert sql(running, "SELECT count(*) FROM healthsync.run_ledgers WHERE run_id = %s", run["run_id"])[0][0] > 0
+    with ClusterRpcProxy({"AMQP_URI": running.env["AMQP_URI"]}, timeout=30) as rpc:
+        assert rpc.healthsync.run_status(run["run_id"])["people_compared"] > 0  # counted from its ledgers
     sql(running, "UPDATE healthsync.runs SET finished_at = now() - interval '31 days' WHERE id = %s", run["run_id"])
     wait_until(lambda: sql(running, "SELECT count(*) FROM healthsync.runs WHERE id = %s", run["run_id"])[0][0] == 0,
                what="the old run to be forgotten")
