@@ -413,11 +413,6 @@ class Comparison:
             self._finish_run_if_complete(run_id)
         return self.run_status(run_id)
 
-    def sync_ledger(self, run_id: str, ledger_id: str, backoff: float = 1.0) -> str:
-        """Compare the people a run assigned to this ledger. Returns the ledger's final
-        status (done | failed | skipped, when another delivery finished it)."""
-        return self.sync_ledgers(run_id, [ledger_id], backoff)[ledger_id]
-
     def sync_ledgers(self, run_id: str, ledger_ids: list[str], backoff: float = 1.0) -> dict[str, str]:
         """Compare the people a run assigned to these ledgers (work that arrived
         together, :mod:`services.healthsync.ledger_work`) in batches of at most 1,000
