@@ -12,6 +12,7 @@ import logging
 
 import eventlet
 from kombu import Exchange, Queue
+from marshmallow import ValidationError
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
@@ -26,6 +27,7 @@ from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
 from shared.errors import TuantibuError
+from shared.events import contract
 from shared.handling import handles
 from shared.healthkit import HealthKitUnavailable, health_kit
 from shared.heap import SettledHeap
@@ -103,7 +105,13 @@ class HealthsyncService(handling.ForgetsHandledEvents):
         # the run_ledgers row and committed batch by batch, so a redelivered message
         # continues where a killed worker stopped. A failure (the database gone, a
         # deadlock) sends the message back after a pause, never drops it.
-        data = payload["data"]
+        c = contract("healthsync.ledger_work")
+        try:
+            data = c.load(payload["data"])
+        except (KeyError, TypeError, ValidationError) as exc:  # would fail every time: parked
+            log.error("ledger work that does not fit its contract; dead-lettered")
+            handling.dead_letter(payload, c.queue_name(self.name, "on_ledger_work"), f"contract: {type(exc).__name__}", 0)
+            return
         try:
             self.ledger_work.sync(data["run_id"], data["ledger_id"], self.comparison.sync_ledgers)
         except Exception:

@@ -112,3 +112,25 @@ def test_a_run_survives_its_worker_being_killed(running):
         ledger_ids, run["run_id"],
     )[0][0]
     assert not_in_run == 0
+
+
+def test_ledger_work_that_does_not_fit_its_contract_is_parked_for_the_operator(running):
+    # a malformed work message would fail on every delivery: it goes to the dead-letter
+    # queue at once (not back to the work queue for ever)
+    from shared.handling import DEAD_LETTER_QUEUE
+    from tests.integration.support import Bus
+
+    bus = Bus("", running.env["AMQP_URI"])
+    bad = {"event_id": str(uuid.uuid4()), "event_type": "healthsync.ledger_work", "data": {"run_id": "r"}}
+    bus.publish("healthsync.events", "ledger_work", bad)
+    parked: list = []
+
+    def parked_ours():
+        if bus.queue_counts(DEAD_LETTER_QUEUE) is not None:  # declared by the first dead letter
+            parked.extend(m for m in bus.drain(DEAD_LETTER_QUEUE) if m.body == bad)
+        return parked
+
+    wait_until(parked_ours, timeout=15, what="the malformed work to be dead-lettered")
+    assert parked[0].headers["x-original-queue"] == "evt-healthsync-ledger_work--healthsync.on_ledger_work"
+    assert parked[0].headers["x-error"] == "contract: ValidationError"
+    assert (bus.queue_counts("evt-healthsync-ledger_work--healthsync.on_ledger_work") or (0, 0))[0] == 0
