@@ -1,6 +1,7 @@
 """``python -m bench [--only join,comparison,view] [--quick] [--users 50] [--duration 20]``:
-start a private stack, run the chosen benchmarks, print their tables, merge their
-figures into bench/results.json and tear the stack down (also on Ctrl-C or failure).
+run the chosen benchmarks, each on a private stack of its own (started, then torn down
+also on Ctrl-C or failure), print their tables and merge their figures into
+bench/results.json.
 
 Benchmarks: ``join`` (issue 3, joins/s through the API), ``comparison`` (issue 4, a full
 comparison run over 1,000,000 memberships; ``--quick``: 100,000) and ``view`` (issue 5,
@@ -119,6 +120,57 @@ def _interrupt(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_one(name: str, args: argparse.Namespace) -> int:
+    """One benchmark on a private stack of its own (fresh database and vhost, its own
+    settings): it measures its scenario, not what the benchmark before it left behind
+    (a million rows being vacuumed, a second healthsync instance, queued events)."""
+    module = BENCHMARKS[name]
+    log_dir = args.log_dir / name if len(args.selected) > 1 else args.log_dir
+    began = time.monotonic()
+    load_before = os.getloadavg()
+    stop = threading.Event()
+    bench_stack = BenchStack(log_dir, extra_env=dict(module.STACK_ENV))
+    rc = 0
+    try:
+        print(f"bench {name}: starting a private stack (logs in {log_dir})...", flush=True)
+        bench_stack.start()
+        print(
+            f"bench {name}: stack ready in {time.monotonic() - began:.1f}s at {bench_stack.gateway_url} "
+            f"(database {bench_stack.database_name}, vhost {bench_stack.vhost})",
+            flush=True,
+        )
+        result = {
+            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before]},
+            "stack_env": {k: bench_stack.env.get(k, "(default)") for k in STACK_KNOBS},
+            "code_sha256_12": code_fingerprints(),
+        }
+        result.update(module.run(bench_stack, args, stop, lambda: CpuMeter(bench_stack.processes)))
+        result["memory"] = stack_memory(bench_stack.processes)
+        findings = scan(log_dir)
+        result["logs"] = {"dir": str(log_dir), "warnings_and_errors": findings}
+        module.print_report(result)
+        print_memory(result["memory"], result["cpu"])
+        print_findings(findings, log_dir)
+        key = result_key(name, args)
+        merge_results(args.results, key, result)
+        print(f"\nbench: figures merged into {args.results} under {key!r}", flush=True)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; tearing the stack down...", file=sys.stderr, flush=True)
+        rc = 130
+    except Exception:  # noqa: BLE001 - report, then clean up
+        traceback.print_exc()
+        print(f"bench: failed; the service logs are in {log_dir}", file=sys.stderr, flush=True)
+        rc = 1
+    finally:
+        stop.set()
+        problems = bench_stack.close()
+        for problem in problems:
+            print(f"bench: cleanup problem: {problem}", file=sys.stderr)
+        print(f"bench {name}: stack torn down after {time.monotonic() - began:.0f}s", flush=True)
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
@@ -130,54 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         logs_root.mkdir(exist_ok=True)
         _prune_logs(logs_root)
         args.log_dir = logs_root / f"run-{stamp}"
-    extra_env = {}
-    for name in args.selected:
-        extra_env.update(BENCHMARKS[name].STACK_ENV)
-
     began = time.monotonic()
-    load_before = os.getloadavg()
-    stop = threading.Event()
-    bench_stack = BenchStack(args.log_dir, extra_env=extra_env)
     rc = 0
-    try:
-        print(f"bench: starting a private stack (logs in {args.log_dir})...", flush=True)
-        bench_stack.start()
-        print(
-            f"bench: stack ready in {time.monotonic() - began:.1f}s at {bench_stack.gateway_url} "
-            f"(database {bench_stack.database_name}, vhost {bench_stack.vhost})",
-            flush=True,
-        )
-        for name in args.selected:
-            module = BENCHMARKS[name]
-            result = {
-                "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "host": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before]},
-                "stack_env": {k: bench_stack.env.get(k, "(default)") for k in STACK_KNOBS},
-                "code_sha256_12": code_fingerprints(),
-            }
-            result.update(module.run(bench_stack, args, stop, lambda: CpuMeter(bench_stack.processes)))
-            result["memory"] = stack_memory(bench_stack.processes)
-            findings = scan(args.log_dir)
-            result["logs"] = {"dir": str(args.log_dir), "warnings_and_errors": findings}
-            module.print_report(result)
-            print_memory(result["memory"], result["cpu"])
-            print_findings(findings, args.log_dir)
-            key = result_key(name, args)
-            merge_results(args.results, key, result)
-            print(f"\nbench: figures merged into {args.results} under {key!r}", flush=True)
-    except KeyboardInterrupt:
-        print("\nbench: interrupted; tearing the stack down...", file=sys.stderr, flush=True)
-        rc = 130
-    except Exception:  # noqa: BLE001 - report, then clean up
-        traceback.print_exc()
-        print(f"bench: failed; the service logs are in {args.log_dir}", file=sys.stderr, flush=True)
-        rc = 1
-    finally:
-        stop.set()
-        problems = bench_stack.close()
-        for problem in problems:
-            print(f"bench: cleanup problem: {problem}", file=sys.stderr)
-        print(f"bench: stack torn down; total {time.monotonic() - began:.0f}s", flush=True)
+    for name in args.selected:
+        rc = run_one(name, args)
+        if rc:
+            break
+    print(f"bench: total {time.monotonic() - began:.0f}s", flush=True)
     return rc
 
 
