@@ -67,7 +67,7 @@ def dead_letter(payload: Any, queue: str, error: str, attempts: int) -> None:
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     # Our own errors never carry personal data; others (a driver error's DETAIL line
     # can quote a value) are described by type only.
     if isinstance(exc, TuantibuError):
@@ -75,17 +75,26 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def load_or_park(c: Contract, payload: Any, service_name: str, method_name: str) -> dict | None:
+    """The event's data if the envelope fits ``c``; otherwise the message is parked in
+    the dead-letter queue at once (it would fail on every delivery) and None returned."""
+    try:
+        str(payload["event_id"])
+        return c.load(payload["data"])
+    except (KeyError, TypeError, ValidationError) as exc:
+        log.error("event for %s.%s does not fit contract %s; dead-lettered", service_name, method_name, c.event_type)
+        dead_letter(payload, c.queue_name(service_name, method_name), f"contract: {type(exc).__name__}", 0)
+        return None
+
+
 def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Callable | None = None) -> None:
     service_name = service.name
     handler = f"{service_name}.{method.__name__}"
     queue = c.queue_name(service_name, method.__name__)
-    try:
-        event_id = str(payload["event_id"])
-        data = c.load(payload["data"])
-    except (KeyError, TypeError, ValidationError) as exc:
-        log.error("event for %s does not fit contract %s; dead-lettered", handler, c.event_type)
-        dead_letter(payload, queue, f"contract: {type(exc).__name__}", 0)
+    data = load_or_park(c, payload, service_name, method.__name__)
+    if data is None:
         return
+    event_id = str(payload["event_id"])
     if when is not None and not when(data):
         return  # not this handler's concern: no transaction, nothing to remember
 
@@ -113,14 +122,14 @@ def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Cal
             if attempt == retries:
                 log.error(
                     "event %s failed %d times in %s (%s); dead-lettered",
-                    event_id, attempt, handler, _describe(exc),
+                    event_id, attempt, handler, describe(exc),
                 )
-                dead_letter(payload, queue, _describe(exc), attempt)
+                dead_letter(payload, queue, describe(exc), attempt)
                 return
             delay = backoff * (4 ** (attempt - 1))
             log.warning(
                 "event %s failed in %s (%s); retry %d in %.1fs",
-                event_id, handler, _describe(exc), attempt, delay,
+                event_id, handler, describe(exc), attempt, delay,
             )
             eventlet.sleep(delay)
 

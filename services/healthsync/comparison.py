@@ -778,12 +778,13 @@ class Comparison:
         """Run history (runs and their ledgers) is kept ``keep_days`` days; who was
         compared in a run (one row per person) only ``RUN_PEOPLE_KEEP``: a run needs
         those rows while it runs, and they are the bulk of its history."""
-        people_gone = select(Run.id).where(Run.status == "finished", Run.finished_at < now() - RUN_PEOPLE_KEEP)
+        t = now()
+        people_kept = min(RUN_PEOPLE_KEEP, timedelta(days=keep_days))
+        people_gone = select(Run.id).where(Run.status == "finished", Run.finished_at < t - people_kept)
         self.session.execute(delete(RunPerson).where(RunPerson.run_id.in_(people_gone)))
-        old = select(Run.id).where(Run.status == "finished", Run.finished_at < now() - timedelta(days=keep_days))
+        old = select(Run.id).where(Run.status == "finished", Run.finished_at < t - timedelta(days=keep_days))
         ids = self.session.scalars(old).all()
         if ids:
-            self.session.execute(delete(RunPerson).where(RunPerson.run_id.in_(ids)))
             self.session.execute(delete(RunLedger).where(RunLedger.run_id.in_(ids)))
             self.session.execute(delete(Run).where(Run.id.in_(ids)))
         return len(ids)

@@ -12,7 +12,6 @@ import logging
 
 import eventlet
 from kombu import Exchange, Queue
-from marshmallow import ValidationError
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
@@ -105,17 +104,15 @@ class HealthsyncService(handling.ForgetsHandledEvents):
         # the run_ledgers row and committed batch by batch, so a redelivered message
         # continues where a killed worker stopped. A failure (the database gone, a
         # deadlock) sends the message back after a pause, never drops it.
-        c = contract("healthsync.ledger_work")
-        try:
-            data = c.load(payload["data"])
-        except (KeyError, TypeError, ValidationError) as exc:  # would fail every time: parked
-            log.error("ledger work that does not fit its contract; dead-lettered")
-            handling.dead_letter(payload, c.queue_name(self.name, "on_ledger_work"), f"contract: {type(exc).__name__}", 0)
+        data = handling.load_or_park(contract("healthsync.ledger_work"), payload, self.name, "on_ledger_work")
+        if data is None:
             return
         try:
             self.ledger_work.sync(data["run_id"], data["ledger_id"], self.comparison.sync_ledgers)
-        except Exception:
-            log.exception("ledger %s of run %s failed; its work goes back to the queue", data["ledger_id"], data["run_id"])
+        except Exception as exc:
+            # described as handled events are (a driver error's text can quote a value)
+            log.error("ledger %s of run %s failed (%s); its work goes back to the queue",
+                      data["ledger_id"], data["run_id"], handling.describe(exc))
             eventlet.sleep(settings().handler_backoff_seconds)
             raise
 
