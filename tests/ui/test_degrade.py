@@ -65,6 +65,7 @@ def test_dev_outbox_off_says_so_and_hides_the_demo_link(browsing, client):
     page.get_by_label("管理员手机号").fill(p.phone)
     page.get_by_role("button", name="下一步：获取验证码").click()
     page.get_by_text("验证码已发送至").wait_for()
+    page.locator(".dev-sms-link[data-checked]").wait_for(state="attached")
     assert not page.get_by_role("link", name="查看短信(演示)").is_visible()
 
 

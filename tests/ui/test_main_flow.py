@@ -79,6 +79,7 @@ def test_01_admin_creates_a_ledger_and_gets_the_qr(s):
     page.get_by_role("button", name="下一步：获取验证码").click()
     masked = f"{s.admin.phone[:3]}****{s.admin.phone[-4:]}"
     page.get_by_text(f"验证码已发送至 {masked}").wait_for()
+    page.locator(".dev-sms-link[data-checked]").wait_for(state="attached")
     assert page.get_by_role("link", name="查看短信(演示)").is_visible()
     shot(page, "02-create-code-step")
 
