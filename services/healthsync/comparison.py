@@ -7,9 +7,10 @@ ledger, and assigns every person to exactly one of their ledgers' work (``run_pe
 one row per person, in one statement): a person in several ledgers is fetched once per
 run, and workers never wait for each other. Any number of healthsync instances take the
 messages; the messages an instance holds at once are compared together
-(:mod:`services.healthsync.ledger_work`), their people in batches of at most 1,000,
-marked compared in the transaction that writes their snapshots. A worker killed mid-batch
-leaves its batch unmarked (the transaction rolls back) and the redelivered message
+(:mod:`services.healthsync.ledger_work`), their people in batches of at most 1,000 in
+person_ref order; each ledger's row records the last person compared, in the
+transaction that writes the batch's snapshots. A worker killed mid-batch leaves its
+ledgers where they were (the transaction rolls back) and the redelivered message
 compares exactly the people not yet compared.
 """
 
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import ARRAY, Text, and_, any_, cast, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -58,8 +59,9 @@ RUN_PEOPLE_KEEP = timedelta(days=1)
 FINISH_CHECK_BELOW = 200
 
 #: One statement per batch (set-based): write the snapshots, keep the pending-since time
-#: of a still-pending test, mark the people compared in the run, and return the values
-#: they had before (to announce changes). Every CTE sees the table as it was before.
+#: of a still-pending test, and keep each snapshot's values before this check (taken from
+#: the row the upsert locked, so two checks of one person at once see each other). It
+#: returns the people whose record changed, with the values they had before.
 WRITE_SNAPSHOTS = text(
     """
     WITH incoming AS (
@@ -67,10 +69,6 @@ WRITE_SNAPSHOTS = text(
             CAST(:refs AS text[]), CAST(:codes AS text[]), CAST(:popups AS text[]),
             CAST(:sampled AS timestamptz[]), CAST(:results AS text[]), CAST(:vaccinations AS text[])
         ) AS t(person_ref, code_status, popup, last_test_sampled_at, last_test_result, vaccination)
-    ),
-    old AS (
-        SELECT s.person_ref, s.code_status, s.popup, s.last_test_sampled_at, s.last_test_result, s.vaccination
-        FROM healthsync.snapshots s JOIN incoming USING (person_ref)
     ),
     written AS (
         INSERT INTO healthsync.snapshots AS s (person_ref, code_status, popup, last_test_sampled_at,
@@ -80,6 +78,12 @@ WRITE_SNAPSHOTS = text(
                vaccination, :now, NULL, :run_id
         FROM incoming
         ON CONFLICT (person_ref) DO UPDATE SET
+            before_code_status = s.code_status,
+            before_popup = s.popup,
+            before_last_test_sampled_at = s.last_test_sampled_at,
+            before_last_test_result = s.last_test_result,
+            before_vaccination = s.vaccination,
+            before_checked_at = s.checked_at,
             code_status = EXCLUDED.code_status,
             popup = EXCLUDED.popup,
             last_test_sampled_at = EXCLUDED.last_test_sampled_at,
@@ -94,22 +98,61 @@ WRITE_SNAPSHOTS = text(
             checked_at = EXCLUDED.checked_at,
             stale_since = NULL,
             last_run_id = EXCLUDED.last_run_id
+        RETURNING s.*
     )
-    SELECT * FROM old
+    SELECT person_ref, before_code_status AS code_status, before_popup AS popup,
+           before_last_test_sampled_at AS last_test_sampled_at, before_last_test_result AS last_test_result,
+           before_vaccination AS vaccination
+    FROM written
+    WHERE before_checked_at IS NOT NULL
+      AND (before_code_status, before_popup, before_last_test_result, before_last_test_sampled_at, before_vaccination)
+          IS DISTINCT FROM (code_status, popup, last_test_result, last_test_sampled_at, vaccination)
     """
 )
-#: In the same transaction as a run's batch: its people are done with in the run
-#: (compared, or gone from every ledger meanwhile) and each ledger counts those of its
-#: people that were compared (the run's progress is the sum of these counts).
+#: A run's next batch: up to :limit people of these ledgers' work (those still pending),
+#: each from where their ledger got to, in (ledger, person_ref) order, with the ID number
+#: of those still known (locked: a person forgotten meanwhile waits for the batch, then
+#: loses the snapshot too; never a snapshot of someone forgotten).
+NEXT_BATCH = text(
+    """
+    WITH batch AS (
+        SELECT rp.ledger_id, rp.person_ref
+        FROM healthsync.run_ledgers rl
+        JOIN healthsync.run_people rp ON rp.run_id = rl.run_id AND rp.ledger_id = rl.ledger_id
+                                     AND rp.person_ref > COALESCE(rl.compared_to, '')
+        WHERE rl.run_id = :run_id AND rl.ledger_id = ANY(CAST(:ledgers AS text[])) AND rl.status = 'pending'
+        ORDER BY rp.ledger_id, rp.person_ref
+        LIMIT :limit
+    ),
+    known AS (
+        SELECT s.person_ref, s.id_number_enc
+        FROM healthsync.subjects s JOIN batch USING (person_ref)
+        FOR KEY SHARE OF s
+    )
+    SELECT batch.ledger_id, batch.person_ref, known.id_number_enc
+    FROM batch LEFT JOIN known USING (person_ref)
+    ORDER BY batch.ledger_id, batch.person_ref
+    """
+)
+#: In the same transaction as a run's batch: each ledger goes on from the last person of
+#: the batch and counts those of its people that were compared (the run's progress is
+#: the sum of these counts).
 MARK_BATCH = text(
     """
-    WITH marked AS (
-        UPDATE healthsync.run_people SET compared_at = :now
-        WHERE run_id = :run_id AND person_ref = ANY(CAST(:refs AS text[]))
-    )
-    UPDATE healthsync.run_ledgers r SET people = r.people + c.compared
-    FROM unnest(CAST(:ledgers AS text[]), CAST(:compared AS integer[])) AS c(ledger_id, compared)
+    UPDATE healthsync.run_ledgers r SET people = r.people + c.compared, compared_to = c.last
+    FROM unnest(CAST(:ledgers AS text[]), CAST(:compared AS integer[]), CAST(:last AS text[]))
+         AS c(ledger_id, compared, last)
     WHERE r.run_id = :run_id AND r.ledger_id = c.ledger_id
+    """
+)
+#: Ledgers of these whose work has people left after where they got to.
+UNFINISHED = text(
+    """
+    SELECT rl.ledger_id FROM healthsync.run_ledgers rl
+    WHERE rl.run_id = :run_id AND rl.ledger_id = ANY(CAST(:ledgers AS text[]))
+      AND EXISTS (SELECT 1 FROM healthsync.run_people rp
+                  WHERE rp.run_id = rl.run_id AND rp.ledger_id = rl.ledger_id
+                    AND rp.person_ref > COALESCE(rl.compared_to, ''))
     """
 )
 WATCHED = ("code_status", "popup", "last_test_result", "vaccination")
@@ -232,23 +275,19 @@ class Comparison:
         # this batch, then loses the snapshot too; never a snapshot of someone forgotten
         subjects = self.session.execute(
             select(Subject.person_ref, Subject.id_number_enc)
-            .where(Subject.person_ref.in_(person_refs))
+            .where(Subject.person_ref == any_(cast(person_refs, ARRAY(Text))))
             .with_for_update(read=True, key_share=True)
         ).all()
+        return self._compare(subjects, run_id)
+
+    def _compare(self, subjects, run_id: str | None) -> list[str]:
+        """Fetch these (person_ref, id_number_enc) from the Health Kit in one call and
+        write their snapshots in one statement; the people compared."""
         if not subjects:
             return []
         id_of = {ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects}
         records = self.health_kit.bulk_status(list(id_of.values()))
         rows = [self._row(ref, records.get(id_number)) for ref, id_number in id_of.items()]
-        # lock the snapshots first: a concurrent check of the same people (a run, a
-        # re-check, the change feed) then finishes before this one reads "before", so a
-        # change is announced once, not once per check
-        self.session.execute(
-            select(Snapshot.person_ref)
-            .where(Snapshot.person_ref.in_(list(id_of)))
-            .order_by(Snapshot.person_ref)
-            .with_for_update()
-        )
         old = {
             r.person_ref: r
             for r in self.session.execute(
@@ -428,11 +467,15 @@ class Comparison:
                     # commits normally (flushing it too) before the work messages are
                     # acked, and a batch lost in a crash is compared again on redelivery
                     self.session.execute(text("SET LOCAL synchronous_commit TO off"))
-                    compared = set(self._check_batch(list(batch), run_id))
-                    per_ledger = Counter(batch[ref] for ref in compared)
+                    compared = set(self._compare([(ref, enc) for _, ref, enc in batch if enc is not None], run_id))
+                    last: dict[str, str] = {}
+                    per_ledger: Counter = Counter()
+                    for ledger_id, ref, _ in batch:  # in (ledger, person_ref) order
+                        last[ledger_id] = ref
+                        per_ledger[ledger_id] += ref in compared
                     self.session.execute(MARK_BATCH, {
-                        "now": now(), "run_id": run_id, "refs": list(batch),
-                        "ledgers": list(per_ledger), "compared": list(per_ledger.values()),
+                        "run_id": run_id, "ledgers": list(last),
+                        "compared": [per_ledger[lid] for lid in last], "last": list(last.values()),
                     })
                     self.session.commit()
                 if len(batch) < BATCH:
@@ -452,33 +495,23 @@ class Comparison:
                 time.sleep(backoff * (2 ** (failures - 1)))
         return self._ledgers_done(run_id, ledger_ids)
 
-    def _next_batch(self, run_id: str, ledger_ids: list[str]) -> dict[str, str]:
-        """Up to BATCH people of these ledgers not yet done with in the run → their ledger."""
+    def _next_batch(self, run_id: str, ledger_ids: list[str]) -> list[tuple[str, str, bytes | None]]:
+        """Up to BATCH people of these ledgers not yet compared in the run: (ledger,
+        person_ref, id_number_enc or None for someone forgotten meanwhile), in order."""
         # the ledgers' rows are locked (in one order), not their people's: a second
-        # delivery of a ledger waits for the first's batch, then finds those people
-        # compared and takes only the rest
+        # delivery of a ledger waits for the first's batch, then goes on from where the
+        # first got to
         self.session.execute(
             select(RunLedger.ledger_id)
             .where(RunLedger.run_id == run_id, RunLedger.ledger_id.in_(ledger_ids))
             .order_by(RunLedger.ledger_id)
             .with_for_update()
         )
-        rows = self.session.execute(
-            select(RunPerson.person_ref, RunPerson.ledger_id)
-            .where(RunPerson.run_id == run_id, RunPerson.ledger_id.in_(ledger_ids), RunPerson.compared_at.is_(None))
-            .limit(BATCH)
-        )
-        return {ref: ledger_id for ref, ledger_id in rows}
+        return [tuple(r) for r in self.session.execute(
+            NEXT_BATCH, {"run_id": run_id, "ledgers": ledger_ids, "limit": BATCH})]
 
     def _unfinished_ledgers(self, run_id: str, ledger_ids: list[str]) -> list[str]:
-        return list(
-            self.session.scalars(
-                select(RunPerson.ledger_id)
-                .where(RunPerson.run_id == run_id, RunPerson.ledger_id.in_(ledger_ids),
-                       RunPerson.compared_at.is_(None))
-                .distinct()
-            )
-        )
+        return list(self.session.scalars(UNFINISHED, {"run_id": run_id, "ledgers": ledger_ids}))
 
     def _ledgers_done(self, run_id: str, ledger_ids: list[str]) -> dict[str, str]:
         """End these ledgers in the run, in one transaction: done, with their people
@@ -537,9 +570,7 @@ class Comparison:
                 UPDATE healthsync.snapshots s SET stale_since = :t
                 WHERE s.stale_since IS NULL
                   AND s.person_ref IN (SELECT person_ref FROM healthsync.members WHERE ledger_id = :ledger_id)
-                  AND NOT EXISTS (SELECT 1 FROM healthsync.run_people rp
-                                  WHERE rp.run_id = :run_id AND rp.person_ref = s.person_ref
-                                    AND rp.compared_at IS NOT NULL)
+                  AND s.checked_at < (SELECT started_at FROM healthsync.runs WHERE id = :run_id)
                 """
             ),
             {"t": t, "ledger_id": ledger_id, "run_id": run_id},

@@ -85,6 +85,14 @@ class Snapshot(Base):
     stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_id: Mapped[str | None] = mapped_column(String(36))
     manual_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the record before the latest check (set from the row the check's upsert locked):
+    # what a change is announced from; before_checked_at is None after a first check
+    before_code_status: Mapped[str | None] = mapped_column(String(8))
+    before_popup: Mapped[str | None] = mapped_column(String(32))
+    before_last_test_sampled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    before_last_test_result: Mapped[str | None] = mapped_column(String(8))
+    before_vaccination: Mapped[str | None] = mapped_column(String(16))
+    before_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Run(Base):
@@ -121,25 +129,26 @@ class RunLedger(Base):
     people: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(120))
+    # the ledger's work is compared in person_ref order: the last person compared so far
+    # (moved in the transaction that writes their batch's snapshots)
+    compared_to: Mapped[str | None] = mapped_column(String(64))
 
 
 class RunPerson(Base):
     """Each person in a run, assigned to one of their ledgers' work at the start (one row
-    per person: compared once however many ledgers they are in); ``compared_at`` is set
-    in the transaction that writes their snapshot."""
+    per person: compared once however many ledgers they are in). Written once; how far a
+    ledger's work has got is ``RunLedger.compared_to``."""
 
     __tablename__ = "run_people"
     __table_args__ = (
         PrimaryKeyConstraint("run_id", "person_ref"),
-        # compared_at is not indexed and pages are half full (fillfactor 50, migration
-        # healthsync_0006): marking people compared is an in-place (HOT) update
-        Index("ix_run_people_work", "run_id", "ledger_id"),
+        # a ledger's work in person_ref order, from where it got to
+        Index("ix_run_people_work", "run_id", "ledger_id", "person_ref"),
     )
 
     run_id: Mapped[str] = mapped_column(String(36))
     person_ref: Mapped[str] = mapped_column(String(64))
     ledger_id: Mapped[str] = mapped_column(String(36))
-    compared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LedgerSync(Base):

@@ -103,8 +103,9 @@ def test_a_run_fans_out_per_ledger_and_fetches_each_person_once(api, running, rp
     assert finished["people_compared"] == distinct
     per_person = sql(
         running,
-        "SELECT person_ref, count(*) FROM healthsync.run_people WHERE run_id = %s AND compared_at IS NOT NULL GROUP BY 1",
-        run["run_id"],
+        "SELECT rp.person_ref, count(*) FROM healthsync.run_people rp JOIN healthsync.snapshots s USING (person_ref)"
+        " WHERE rp.run_id = %s AND s.last_run_id = %s GROUP BY 1",
+        run["run_id"], run["run_id"],
     )
     assert len(per_person) == distinct and {n for _, n in per_person} == {1}
     shared_ledgers = sql(

@@ -95,7 +95,7 @@ def test_ledgers_compared_together_fetch_each_person_once_and_end_each_ledger(st
         ledgers = {r.ledger_id: r for r in s.scalars(select(models.RunLedger).where(models.RunLedger.run_id == run_id))}
         assert {lid: r.status for lid, r in ledgers.items()} == {a: "done", b: "done", c: "done"}
         assert sum(r.people for r in ledgers.values()) == 5  # 丙 counted in the one ledger that compared them
-        assert all(p.compared_at is not None for p in s.scalars(select(models.RunPerson)))
+        assert all(r.last_run_id == run_id for r in s.scalars(select(models.Snapshot)))
         syncs = {r.ledger_id: r for r in s.scalars(select(models.LedgerSync))}
         assert set(syncs) == {a, b, c} and all(r.last_status == "done" and r.last_run_id == run_id for r in syncs.values())
         synced = s.scalars(select(OUTBOX.c.aggregate_id).where(OUTBOX.c.event_type == "healthsync.ledger_synced")).all()
@@ -120,13 +120,16 @@ def test_when_the_health_kit_gives_out_midway_only_unfinished_ledgers_fail(store
         outcomes = Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b], backoff=0.01)
 
     with Session(store) as s:
-        people = s.scalars(select(models.RunPerson).where(models.RunPerson.run_id == run_id)).all()
-        unfinished = {p.ledger_id for p in people if p.compared_at is None}
-        assert len([p for p in people if p.compared_at is not None]) == 2
-        assert outcomes == {lid: "failed" if lid in unfinished else "done" for lid in (a, b)}
-        stale = {p.person_ref for p in people if p.compared_at is None}
+        ledger_of = {p.person_ref: p.ledger_id for p in s.scalars(select(models.RunPerson))}
         snapshots = {r.person_ref: r for r in s.scalars(select(models.Snapshot))}
+        compared = {ref for ref, r in snapshots.items() if r.last_run_id == run_id}
+        assert len(compared) == 2
+        stale = set(snapshots) - compared
+        unfinished = {ledger_of[ref] for ref in stale}
+        assert outcomes == {lid: "failed" if lid in unfinished else "done" for lid in (a, b)}
         assert {ref for ref, r in snapshots.items() if r.stale_since is not None} == stale
+        ran = {r.ledger_id: r.people for r in s.scalars(select(models.RunLedger))}
+        assert ran == {lid: len([ref for ref in compared if ledger_of[ref] == lid]) for lid in (a, b)}
         assert s.get(models.Run, run_id).status == "finished"
 
 
@@ -164,3 +167,46 @@ def test_people_gone_from_every_ledger_during_a_run_are_passed_over(store, monke
     fetched = [n for call in kit.calls for n in call]
     assert len(fetched) == len(set(fetched)) == 2
     assert not {crypto.person_ref("resident_id", n) for n in fetched} & set(gone)
+
+
+def test_two_checks_of_one_person_at_once_announce_the_change_once(store):
+    # both fetch the new record before either writes: the second write waits for the
+    # first's row and takes "before" from it, so the change is announced by one of them
+    import threading
+
+    crypto = Crypto(CFG)
+    ledger = str(uuid.uuid4())
+    _seed(store, crypto, {ledger: ["酉"]})  # green
+    both_fetched = threading.Barrier(2, timeout=10)
+
+    class TurnsRed(CountingHealthKit):
+        def bulk_status(self, id_numbers):
+            records = super().bulk_status(id_numbers)
+            both_fetched.wait()
+            return {n: HealthRecord(**{**vars(r), "code_status": "red"}) for n, r in records.items()}
+
+    with Session(store) as s:
+        ref = s.scalar(select(models.Subject.person_ref))
+    errors = []
+
+    def check():
+        try:
+            with Session(store) as s:
+                assert Comparison(s, crypto, TurnsRed(), CFG).check_people([ref]) == 1
+                s.commit()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=check) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors
+    with Session(store) as s:
+        events = s.execute(select(OUTBOX.c.payload).where(OUTBOX.c.event_type == "healthsync.status_changed")).all()
+        snapshot = s.get(models.Snapshot, ref)
+    assert len(events) == 1
+    change = events[0].payload["data"]
+    assert (change["before"]["code_status"], change["after"]["code_status"]) == ("green", "red")
+    assert (snapshot.code_status, snapshot.before_code_status) == ("red", "red")
