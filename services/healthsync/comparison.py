@@ -44,6 +44,7 @@ from services.healthsync.models import (
 )
 from shared.config import Settings
 from shared.crypto import Crypto
+from shared.db import array_literal
 from shared.errors import Forbidden, NotFound, RateLimited
 from shared.health import DEFAULT_RULES
 from shared.healthkit import ID_TYPES, MAX_BULK, HealthKit, HealthKitUnavailable, HealthRecord
@@ -293,12 +294,12 @@ class Comparison:
             for r in self.session.execute(
                 WRITE_SNAPSHOTS,
                 {
-                    "refs": [r["person_ref"] for r in rows],
-                    "codes": [r["code_status"] for r in rows],
-                    "popups": [r["popup"] for r in rows],
-                    "sampled": [r["last_test_sampled_at"] for r in rows],
-                    "results": [r["last_test_result"] for r in rows],
-                    "vaccinations": [r["vaccination"] for r in rows],
+                    "refs": array_literal(r["person_ref"] for r in rows),
+                    "codes": array_literal(r["code_status"] for r in rows),
+                    "popups": array_literal(r["popup"] for r in rows),
+                    "sampled": array_literal(r["last_test_sampled_at"] for r in rows),
+                    "results": array_literal(r["last_test_result"] for r in rows),
+                    "vaccinations": array_literal(r["vaccination"] for r in rows),
                     "now": now(),
                     "run_id": run_id,
                 },
