@@ -131,8 +131,9 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, 
     return event_id
 
 
-def add_events(session: Session, event_type: str, items: list[tuple[dict, str]]) -> int:
-    """Write many events of one type in one statement (e.g. a run's work messages)."""
+def add_events(session: Session, event_type: str, items: list[tuple[dict, str]], wake: bool = True) -> int:
+    """Write many events of one type in one statement (e.g. a run's work messages).
+    ``wake`` as for :func:`add_event`."""
     if not items:
         return 0
     c: Contract = contract(event_type)
@@ -156,7 +157,8 @@ def add_events(session: Session, event_type: str, items: list[tuple[dict, str]])
             }
         )
     session.execute(outbox.insert(), rows)
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
+    if wake:
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
     return len(rows)
 
 

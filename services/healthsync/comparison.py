@@ -541,10 +541,12 @@ class Comparison:
                 set_={"last_success_at": t, "last_run_id": run_id, "last_status": "done"},
             )
         )
+        # announced with the relay's next round (within a second), not woken for: a
+        # run's ledgers end by the thousand and nothing here waits for the news
         add_events(self.session, "healthsync.ledger_synced", [
             ({"run_id": run_id, "ledger_id": row.ledger_id, "status": "done", "people": row.people}, row.ledger_id)
             for row in ended
-        ])
+        ], wake=False)
         near_the_end = self._pending_ledgers(run_id) <= FINISH_CHECK_BELOW
         self.session.commit()
         if near_the_end:

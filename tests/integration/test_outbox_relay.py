@@ -26,7 +26,7 @@ import services.org.models  # noqa: F401 - registers the org outbox
 import services.verify.models  # noqa: F401 - registers the verify outbox
 from shared.db import make_engine
 from shared.events import contract
-from shared.outbox import OutboxRelay, Relay, add_event, notify_channel
+from shared.outbox import OutboxRelay, Relay, add_event, add_events, notify_channel
 from tests.integration.support import ServiceProcess, fresh_bus, migrated_database, wait_for
 
 LEDGER_REGISTERED = contract("org.ledger_registered")
@@ -74,6 +74,18 @@ def org_relay(engine, bus):
 def outbox_rows(engine, schema: str) -> int:
     with engine.connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM {schema}.outbox")).scalar_one()
+
+
+def test_events_written_without_waking_the_relay_go_with_its_next_round(engine, bus, org_relay_service):
+    # e.g. a run's ledger_synced news, thousands of them: nothing waits, the relay's
+    # idle poll takes them within a second
+    ledger_ids = [str(uuid.uuid4()) for _ in range(3)]
+    with Session(engine) as session, session.begin():
+        add_events(session, "org.ledger_registered", [(registration(lid), lid) for lid in ledger_ids], wake=False)
+    got = [bus.next_message(ORG_QUEUE, timeout=5) for _ in ledger_ids]
+    assert all(g is not None for g in got), org_relay_service.log()
+    assert sorted(g[0].body["aggregate_id"] for g in got) == sorted(ledger_ids)
+    wait_for(lambda: outbox_rows(engine, "org") == 0, timeout=2, what="the relayed rows to be deleted")
 
 
 def registration(ledger_id: str, sequence: int = 0) -> dict:
