@@ -402,13 +402,13 @@ def run_db_figures(stack, run_id: str) -> dict:
         "ON rl.ledger_id = m.ledger_id AND rl.run_id = %s AND rl.status = 'done'",
         (run_id,),
     )
-    (run_people,), = _db(stack, "SELECT count(*) FROM healthsync.run_people WHERE run_id = %s", (run_id,))
+    (assigned,), = _db(stack, "SELECT sum(cardinality(assigned)) FROM healthsync.run_ledgers WHERE run_id = %s", (run_id,))
     (snap_in_run,), = _db(stack, "SELECT count(*) FROM healthsync.snapshots WHERE last_run_id = %s", (run_id,))
-    # the claim query's plan depends on run_people's statistics: when were they refreshed?
+    # when were the statistics the run's statements are planned with refreshed?
     stats = _db(
         stack,
         "SELECT relname, n_live_tup, last_autoanalyze, autoanalyze_count, last_autovacuum "
-        "FROM pg_stat_user_tables WHERE schemaname = 'healthsync' AND relname IN ('run_people', 'runs', 'snapshots')",
+        "FROM pg_stat_user_tables WHERE schemaname = 'healthsync' AND relname IN ('run_ledgers', 'runs', 'snapshots')",
     )
     # ledgers finished per 10 s of the run (by the services' clock)
     per_10s = _db(
@@ -431,7 +431,7 @@ def run_db_figures(stack, run_id: str) -> dict:
         "ledgers_done": done_ledgers,
         "people_compared": people,
         "memberships_in_done_ledgers": memberships_done,
-        "run_people_rows": run_people,
+        "people_assigned": int(assigned or 0),
         "snapshots_written_by_run": snap_in_run,
         "ledgers_finished_per_10s": [n for _, n in per_10s],
         "table_stats_after": {

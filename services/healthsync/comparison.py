@@ -3,12 +3,12 @@ checks, and runs fanned out per ledger. Plain code over a session and the Health
 adapter.
 
 A run creates one ``run_ledgers`` row and one ``healthsync.ledger_work`` message per
-ledger, and assigns every person to exactly one of their ledgers' work (``run_people``,
-one row per person, in one statement): a person in several ledgers is fetched once per
-run, and workers never wait for each other. Any number of healthsync instances take the
-messages; the messages an instance holds at once are compared together
-(:mod:`services.healthsync.ledger_work`), their people in batches of at most 1,000 in
-person_ref order; each ledger's row records the last person compared, in the
+ledger, and gives every person to exactly one of their ledgers' work (the row's
+``assigned`` list, all in one statement): a person in several ledgers is fetched once
+per run, and workers never wait for each other. Any number of healthsync instances take
+the messages; the messages an instance holds at once are compared together
+(:mod:`services.healthsync.ledger_work`), their people in batches of at most 1,000;
+each ledger's row counts how far its work has gone through its list, in the
 transaction that writes the batch's snapshots. A worker killed mid-batch leaves its
 ledgers where they were (the transaction rolls back) and the redelivered message
 compares exactly the people not yet compared.
@@ -38,7 +38,6 @@ from services.healthsync.models import (
     Member,
     Run,
     RunLedger,
-    RunPerson,
     Snapshot,
     Subject,
 )
@@ -53,7 +52,7 @@ from shared.outbox import add_event, add_events
 log = logging.getLogger(__name__)
 
 BATCH = MAX_BULK
-#: a finished run's per-person rows are kept this long (its ledgers' rows RUN_HISTORY_DAYS)
+#: a finished run's lists of people are kept this long (its ledgers' rows RUN_HISTORY_DAYS)
 RUN_PEOPLE_KEEP = timedelta(days=1)
 #: a ledger's end tries to finish its run only when fewer ledgers than this are left
 #: (more workers than this ending at the same instant: the housekeeping timer finishes it)
@@ -111,18 +110,17 @@ WRITE_SNAPSHOTS = text(
     """
 )
 #: A run's next batch: up to :limit people of these ledgers' work (those still pending),
-#: each from where their ledger got to, in (ledger, person_ref) order, with the ID number
-#: of those still known (locked: a person forgotten meanwhile waits for the batch, then
-#: loses the snapshot too; never a snapshot of someone forgotten).
+#: each ledger's from where its work got to, with the ID number of those still known
+#: (locked: a person forgotten meanwhile waits for the batch, then loses the snapshot
+#: too; never a snapshot of someone forgotten). In (ledger, position) order.
 NEXT_BATCH = text(
     """
     WITH batch AS (
-        SELECT rp.ledger_id, rp.person_ref
+        SELECT rl.ledger_id, p.person_ref, p.n
         FROM healthsync.run_ledgers rl
-        JOIN healthsync.run_people rp ON rp.run_id = rl.run_id AND rp.ledger_id = rl.ledger_id
-                                     AND rp.person_ref > COALESCE(rl.compared_to, '')
+        CROSS JOIN LATERAL unnest(rl.assigned[rl.gone_through + 1:]) WITH ORDINALITY AS p(person_ref, n)
         WHERE rl.run_id = :run_id AND rl.ledger_id = ANY(CAST(:ledgers AS text[])) AND rl.status = 'pending'
-        ORDER BY rp.ledger_id, rp.person_ref
+        ORDER BY rl.ledger_id, p.n
         LIMIT :limit
     ),
     known AS (
@@ -132,28 +130,49 @@ NEXT_BATCH = text(
     )
     SELECT batch.ledger_id, batch.person_ref, known.id_number_enc
     FROM batch LEFT JOIN known USING (person_ref)
-    ORDER BY batch.ledger_id, batch.person_ref
+    ORDER BY batch.ledger_id, batch.n
     """
 )
-#: In the same transaction as a run's batch: each ledger goes on from the last person of
-#: the batch and counts those of its people that were compared (the run's progress is
+#: In the same transaction as a run's batch: each ledger's work goes on after the people
+#: the batch took and counts those of them that were compared (the run's progress is
 #: the sum of these counts).
 MARK_BATCH = text(
     """
-    UPDATE healthsync.run_ledgers r SET people = r.people + c.compared, compared_to = c.last
-    FROM unnest(CAST(:ledgers AS text[]), CAST(:compared AS integer[]), CAST(:last AS text[]))
-         AS c(ledger_id, compared, last)
+    UPDATE healthsync.run_ledgers r SET people = r.people + c.compared, gone_through = r.gone_through + c.taken
+    FROM unnest(CAST(:ledgers AS text[]), CAST(:taken AS integer[]), CAST(:compared AS integer[]))
+         AS c(ledger_id, taken, compared)
     WHERE r.run_id = :run_id AND r.ledger_id = c.ledger_id
     """
 )
-#: Ledgers of these whose work has people left after where they got to.
+#: Ledgers of these whose work has people left.
 UNFINISHED = text(
     """
-    SELECT rl.ledger_id FROM healthsync.run_ledgers rl
-    WHERE rl.run_id = :run_id AND rl.ledger_id = ANY(CAST(:ledgers AS text[]))
-      AND EXISTS (SELECT 1 FROM healthsync.run_people rp
-                  WHERE rp.run_id = rl.run_id AND rp.ledger_id = rl.ledger_id
-                    AND rp.person_ref > COALESCE(rl.compared_to, ''))
+    SELECT ledger_id FROM healthsync.run_ledgers
+    WHERE run_id = :run_id AND ledger_id = ANY(CAST(:ledgers AS text[]))
+      AND gone_through < COALESCE(cardinality(assigned), 0)
+    """
+)
+#: A run's ledgers, each with the people given to its work: every person to one of their
+#: ledgers (the first, in ledger_id order); a ledger whose people all went to other
+#: ledgers gets an empty list.
+ASSIGN = text(
+    """
+    WITH ledgers AS (
+        SELECT DISTINCT ledger_id FROM healthsync.members
+        WHERE CAST(:ledger_id AS text) IS NULL OR ledger_id = :ledger_id
+    ),
+    people AS (
+        SELECT DISTINCT ON (person_ref) person_ref, ledger_id FROM healthsync.members
+        WHERE CAST(:ledger_id AS text) IS NULL OR ledger_id = :ledger_id
+        ORDER BY person_ref, ledger_id
+    ),
+    assigned AS (
+        SELECT ledger_id, array_agg(person_ref) AS refs FROM people GROUP BY ledger_id
+    )
+    INSERT INTO healthsync.run_ledgers (run_id, ledger_id, status, people, gone_through, assigned)
+    SELECT :run_id, l.ledger_id, 'pending', 0, 0, COALESCE(a.refs, '{}')
+    FROM ledgers l LEFT JOIN assigned a USING (ledger_id)
+    RETURNING ledger_id
     """
 )
 WATCHED = ("code_status", "popup", "last_test_result", "vaccination")
@@ -416,30 +435,7 @@ class Comparison:
                 return None
         else:
             self.session.execute(insert(Run).values(**values))
-        ledgers = select(Member.ledger_id).distinct()
-        if ledger_id is not None:
-            ledgers = ledgers.where(Member.ledger_id == ledger_id)
-        ledger_ids = self.session.scalars(ledgers).all()
-        if ledger_ids:
-            self.session.execute(
-                insert(RunLedger), [{"run_id": run_id, "ledger_id": lid, "status": "pending", "people": 0} for lid in ledger_ids]
-            )
-            self.session.execute(
-                text(
-                    """
-                    INSERT INTO healthsync.run_people (run_id, person_ref, ledger_id)
-                    SELECT DISTINCT ON (person_ref) :run_id, person_ref, ledger_id
-                    FROM healthsync.members
-                    WHERE (CAST(:ledger_id AS text) IS NULL OR ledger_id = :ledger_id)
-                    ORDER BY person_ref, ledger_id
-                    """
-                ),
-                {"run_id": run_id, "ledger_id": ledger_id},
-            )
-            if ledger_id is None:
-                # the planner's statistics must know a full run's rows (workers look up
-                # several ledgers at once; without them it scans the whole run per batch)
-                self.session.execute(text("ANALYZE healthsync.run_people"))
+        ledger_ids = self.session.scalars(ASSIGN, {"run_id": run_id, "ledger_id": ledger_id}).all()
         self.session.execute(update(Run).where(Run.id == run_id).values(ledgers_total=len(ledger_ids)))
         add_event(
             self.session, "healthsync.run_started",
@@ -469,14 +465,14 @@ class Comparison:
                     # acked, and a batch lost in a crash is compared again on redelivery
                     self.session.execute(text("SET LOCAL synchronous_commit TO off"))
                     compared = set(self._compare([(ref, enc) for _, ref, enc in batch if enc is not None], run_id))
-                    last: dict[str, str] = {}
+                    taken: Counter = Counter()
                     per_ledger: Counter = Counter()
-                    for ledger_id, ref, _ in batch:  # in (ledger, person_ref) order
-                        last[ledger_id] = ref
+                    for ledger_id, ref, _ in batch:
+                        taken[ledger_id] += 1
                         per_ledger[ledger_id] += ref in compared
                     self.session.execute(MARK_BATCH, {
-                        "run_id": run_id, "ledgers": list(last),
-                        "compared": [per_ledger[lid] for lid in last], "last": list(last.values()),
+                        "run_id": run_id, "ledgers": list(taken),
+                        "taken": list(taken.values()), "compared": [per_ledger[lid] for lid in taken],
                     })
                     self.session.commit()
                 if len(batch) < BATCH:
@@ -809,13 +805,17 @@ class Comparison:
         return health_view(self.session.get(Snapshot, person_ref), load_rules(self.session, member.ledger_id), now())
 
     def forget_old_runs(self, keep_days: int) -> int:
-        """Run history (runs and their ledgers) is kept ``keep_days`` days; who was
-        compared in a run (one row per person) only ``RUN_PEOPLE_KEEP``: a run needs
-        those rows while it runs, and they are the bulk of its history."""
+        """Run history (runs and their ledgers) is kept ``keep_days`` days; the people
+        given to each ledger's work only ``RUN_PEOPLE_KEEP``: a run needs them while it
+        runs, and they are the bulk of its history."""
         t = now()
         people_kept = min(RUN_PEOPLE_KEEP, timedelta(days=keep_days))
         people_gone = select(Run.id).where(Run.status == "finished", Run.finished_at < t - people_kept)
-        self.session.execute(delete(RunPerson).where(RunPerson.run_id.in_(people_gone)))
+        self.session.execute(
+            update(RunLedger)
+            .where(RunLedger.run_id.in_(people_gone), RunLedger.assigned.is_not(None))
+            .values(assigned=None)
+        )
         old = select(Run.id).where(Run.status == "finished", Run.finished_at < t - timedelta(days=keep_days))
         ids = self.session.scalars(old).all()
         if ids:

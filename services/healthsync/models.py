@@ -6,8 +6,8 @@
 - ``subjects``: the ID number each person is known by at the Health Kit, encrypted
   (it reaches healthsync only sealed, in ``member.joined``);
 - ``snapshots``: each person's last known health record and when it was checked;
-- ``runs``, ``run_ledgers``, ``run_people``: comparison runs, their progress per
-  ledger, and the people compared in each run (at most once: the primary key).
+- ``runs``, ``run_ledgers``: comparison runs and their progress per ledger, with the
+  people given to each ledger's work (each person to one ledger: compared once a run).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
@@ -129,26 +129,11 @@ class RunLedger(Base):
     people: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(120))
-    # the ledger's work is compared in person_ref order: the last person compared so far
-    # (moved in the transaction that writes their batch's snapshots)
-    compared_to: Mapped[str | None] = mapped_column(String(64))
-
-
-class RunPerson(Base):
-    """Each person in a run, assigned to one of their ledgers' work at the start (one row
-    per person: compared once however many ledgers they are in). Written once; how far a
-    ledger's work has got is ``RunLedger.compared_to``."""
-
-    __tablename__ = "run_people"
-    __table_args__ = (
-        PrimaryKeyConstraint("run_id", "person_ref"),
-        # a ledger's work in person_ref order, from where it got to
-        Index("ix_run_people_work", "run_id", "ledger_id", "person_ref"),
-    )
-
-    run_id: Mapped[str] = mapped_column(String(36))
-    person_ref: Mapped[str] = mapped_column(String(64))
-    ledger_id: Mapped[str] = mapped_column(String(36))
+    # the people given to this ledger's work in the run (each person to one of their
+    # ledgers), in order, and how many of them it has gone through (moved in the
+    # transaction that writes a batch's snapshots); assigned is forgotten a day after the run
+    assigned: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
+    gone_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LedgerSync(Base):

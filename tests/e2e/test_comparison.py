@@ -103,15 +103,15 @@ def test_a_run_fans_out_per_ledger_and_fetches_each_person_once(api, running, rp
     assert finished["people_compared"] == distinct
     per_person = sql(
         running,
-        "SELECT rp.person_ref, count(*) FROM healthsync.run_people rp JOIN healthsync.snapshots s USING (person_ref)"
-        " WHERE rp.run_id = %s AND s.last_run_id = %s GROUP BY 1",
+        "SELECT a.person_ref, count(*) FROM healthsync.run_ledgers rl, unnest(rl.assigned) AS a(person_ref)"
+        " JOIN healthsync.snapshots s USING (person_ref) WHERE rl.run_id = %s AND s.last_run_id = %s GROUP BY 1",
         run["run_id"], run["run_id"],
     )
     assert len(per_person) == distinct and {n for _, n in per_person} == {1}
     shared_ledgers = sql(
         running,
-        "SELECT count(*) FROM healthsync.members m JOIN healthsync.run_people rp ON rp.person_ref = m.person_ref "
-        "WHERE rp.run_id = %s AND m.ledger_id = ANY(%s) GROUP BY m.person_ref ORDER BY 1 DESC LIMIT 1",
+        "SELECT count(*) FROM healthsync.members m JOIN (SELECT unnest(assigned) AS person_ref FROM healthsync.run_ledgers"
+        " WHERE run_id = %s) a USING (person_ref) WHERE m.ledger_id = ANY(%s) GROUP BY m.person_ref ORDER BY 1 DESC LIMIT 1",
         run["run_id"], ledgers,
     )[0][0]
     assert shared_ledgers == 3  # the shared person is in three ledgers, compared once

@@ -401,11 +401,11 @@ def test_run_history_is_kept_a_limited_number_of_days(api, running):
     with ClusterRpcProxy({"AMQP_URI": running.env["AMQP_URI"]}, timeout=30) as rpc:
         run = rpc.healthsync.run_now(None)
         wait_until(lambda: rpc.healthsync.run_status(run["run_id"])["status"] == "finished", what="run")
-    assert sql(running, "SELECT count(*) FROM healthsync.run_people WHERE run_id = %s", run["run_id"])[0][0] > 0
+    assigned = "SELECT count(*) FROM healthsync.run_ledgers WHERE run_id = %s AND assigned IS NOT NULL"
+    assert sql(running, assigned, run["run_id"])[0][0] > 0
     sql(running, "UPDATE healthsync.runs SET finished_at = now() - interval '25 hours' WHERE id = %s", run["run_id"])
-    # who was compared goes after a day; the run and its ledgers stay
-    wait_until(lambda: sql(running, "SELECT count(*) FROM healthsync.run_people WHERE run_id = %s",
-                           run["run_id"])[0][0] == 0, what="the run's people rows to be forgotten")
+    # who was given to which ledger's work goes after a day; the run and its ledgers stay
+    wait_until(lambda: sql(running, assigned, run["run_id"])[0][0] == 0, what="the run's lists of people to be forgotten")
     assert sql(running, "SELECT count(*) FROM healthsync.run_ledgers WHERE run_id = %s", run["run_id"])[0][0] > 0
     with ClusterRpcProxy({"AMQP_URI": running.env["AMQP_URI"]}, timeout=30) as rpc:
         assert rpc.healthsync.run_status(run["run_id"])["people_compared"] > 0  # counted from its ledgers

@@ -120,7 +120,7 @@ def test_when_the_health_kit_gives_out_midway_only_unfinished_ledgers_fail(store
         outcomes = Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b], backoff=0.01)
 
     with Session(store) as s:
-        ledger_of = {p.person_ref: p.ledger_id for p in s.scalars(select(models.RunPerson))}
+        ledger_of = {ref: r.ledger_id for r in s.scalars(select(models.RunLedger)) for ref in r.assigned}
         snapshots = {r.person_ref: r for r in s.scalars(select(models.Snapshot))}
         compared = {ref for ref, r in snapshots.items() if r.last_run_id == run_id}
         assert len(compared) == 2
@@ -154,8 +154,7 @@ def test_people_gone_from_every_ledger_during_a_run_are_passed_over(store, monke
         comparison = Comparison(s, crypto, kit, CFG)
         run_id = comparison.start_run("rpc")["run_id"]
         s.commit()
-        gone = s.scalars(select(models.RunPerson.person_ref).where(models.RunPerson.run_id == run_id)
-                         .order_by(models.RunPerson.person_ref).limit(3)).all()
+        gone = s.scalar(select(models.RunLedger.assigned).where(models.RunLedger.run_id == run_id))[:3]
         s.execute(models.Member.__table__.delete().where(models.Member.person_ref.in_(gone)))
         comparison.forget_orphans(list(gone))
         s.commit()
