@@ -5,8 +5,8 @@ A run sends one ``healthsync.ledger_work`` message per ledger; most ledgers are 
 each on its own costs a Health Kit call and about a dozen statements for a few dozen
 people. Here the messages a process holds at the same moment form a group, compared in
 batches of up to 1,000 people across its ledgers and ended in one transaction (group
-commit): the first message's worker leads, taking every waiting ledger of its run; the
-others wait for its outcome. Each message is still acked only by its own worker, after
+commit): the first message's worker leads (after a moment's wait for more to arrive),
+taking every waiting ledger of its run; the others wait for its outcome. Each message is still acked only by its own worker, after
 the transaction that ended its ledger, so a crash loses nothing: every unacked message
 is redelivered and compares only the people not yet compared.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import eventlet
 from eventlet.event import Event
 
 #: groups compared at the same time in one process: one can wait for the Health Kit
@@ -24,6 +25,10 @@ from eventlet.event import Event
 LEADERS = 2
 #: ledgers in one group (their people are compared in batches of up to 1,000)
 MAX_LEDGERS = 50
+#: seconds a worker that could lead a group smaller than MAX_LEDGERS waits first for
+#: more work to arrive: when a group ends, its acks let the broker send the next
+#: messages one by one, and the first to arrive would otherwise lead a group of one
+GATHER_S = 0.02
 
 Compare = Callable[[str, list[str]], dict[str, str]]
 
@@ -44,9 +49,10 @@ class _Work:
 
 
 class LedgerWorkGroups:
-    def __init__(self, leaders: int = LEADERS, max_ledgers: int = MAX_LEDGERS) -> None:
+    def __init__(self, leaders: int = LEADERS, max_ledgers: int = MAX_LEDGERS, gather: float = GATHER_S) -> None:
         self.leaders = leaders
         self.max_ledgers = max_ledgers
+        self.gather = gather
         self._waiting: list[_Work] = []
         self._leading = 0
         self._round = Event()  # sent (and replaced) whenever a group ends
@@ -57,9 +63,14 @@ class LedgerWorkGroups:
         ledger_ids)`` is the caller's (it runs on the caller's session if it leads)."""
         mine = _Work(run_id, ledger_id)
         self._waiting.append(mine)
+        gathered = not self.gather
         try:
             while not mine.settled:
                 if not mine.taken and self._leading < self.leaders:
+                    if not gathered and self._same_run(mine) < self.max_ledgers:
+                        gathered = True
+                        eventlet.sleep(self.gather)  # another may lead (and take this) meanwhile
+                        continue
                     self._lead(mine, compare)
                 else:
                     self._round.wait()
@@ -69,6 +80,9 @@ class LedgerWorkGroups:
         if mine.error is not None:
             raise mine.error
         return mine.outcome
+
+    def _same_run(self, mine: _Work) -> int:
+        return sum(1 for w in self._waiting if w.run_id == mine.run_id and not w.taken)
 
     def _lead(self, mine: _Work, compare: Compare) -> None:
         same_run = [w for w in self._waiting if w is not mine and w.run_id == mine.run_id]

@@ -70,7 +70,7 @@ def test_a_failed_group_fails_every_worker_in_it_and_no_other():
 
 
 def test_what_a_killed_leader_took_is_compared_by_another():
-    groups = LedgerWorkGroups(leaders=1)
+    groups = LedgerWorkGroups(leaders=1, gather=0)
     stuck = Recorder(pause=60)  # the first leader never comes back
     first = eventlet.spawn(groups.sync, "run-1", "ledger-0", stuck)
     others = [eventlet.spawn(groups.sync, "run-1", f"ledger-{i}", Recorder()) for i in (1, 2)]
@@ -105,3 +105,19 @@ def test_ledger_work_that_fails_goes_back_to_the_queue():
 
     (handler,) = [e for e in HealthsyncService.on_ledger_work.nameko_entrypoints if isinstance(e, EventHandler)]
     assert handler.requeue_on_error  # acked only after its ledger ended: never dropped on an error
+
+
+@pytest.mark.parametrize("gather", [0.05, 0])
+def test_work_arriving_one_by_one_is_gathered_before_a_group_starts(gather):
+    # as after a group's end: its acks let the broker send the next messages one by one
+    groups, compare = LedgerWorkGroups(leaders=2, max_ledgers=50, gather=gather), Recorder()
+    threads = []
+    for i in range(10):
+        threads.append(eventlet.spawn(groups.sync, "run-1", f"ledger-{i}", compare))
+        eventlet.sleep(0.002)
+    assert [t.wait() for t in threads] == ["done"] * 10
+    assert sorted(lid for _, ids in compare.groups for lid in ids) == sorted(f"ledger-{i}" for i in range(10))
+    if gather:
+        assert len(compare.groups) == 1
+    else:  # without: the first two to arrive lead groups of their own
+        assert [len(ids) for _, ids in compare.groups][:2] == [1, 1]
