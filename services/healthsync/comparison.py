@@ -98,15 +98,19 @@ WRITE_SNAPSHOTS = text(
             checked_at = EXCLUDED.checked_at,
             stale_since = NULL,
             last_run_id = EXCLUDED.last_run_id
-        RETURNING s.*
+        RETURNING s.person_ref, s.before_code_status, s.before_popup, s.before_last_test_sampled_at,
+                  s.before_last_test_result, s.before_vaccination,
+                  s.before_checked_at IS NOT NULL
+                  AND (s.before_code_status, s.before_popup, s.before_last_test_result,
+                       s.before_last_test_sampled_at, s.before_vaccination)
+                      IS DISTINCT FROM (s.code_status, s.popup, s.last_test_result,
+                                        s.last_test_sampled_at, s.vaccination) AS changed
     )
     SELECT person_ref, before_code_status AS code_status, before_popup AS popup,
            before_last_test_sampled_at AS last_test_sampled_at, before_last_test_result AS last_test_result,
            before_vaccination AS vaccination
     FROM written
-    WHERE before_checked_at IS NOT NULL
-      AND (before_code_status, before_popup, before_last_test_result, before_last_test_sampled_at, before_vaccination)
-          IS DISTINCT FROM (code_status, popup, last_test_result, last_test_sampled_at, vaccination)
+    WHERE changed
     """
 )
 #: A run's next batch: up to :limit people of these ledgers' work (those still pending),

@@ -52,6 +52,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from shared.db import array_literal
 from shared.validation import (
     FieldError,
     validate_id_number,
@@ -419,7 +420,7 @@ class HealthKitSimulator:
             return _json({"records": []})
         # One statement per call, whatever the batch size.
         query = sa.select(*RECORD_COLUMNS).where(
-            residents.c.id_number == sa.any_(sa.literal(unique, postgresql.ARRAY(sa.Text)))
+            residents.c.id_number == sa.any_(sa.cast(sa.literal(array_literal(unique)), postgresql.ARRAY(sa.Text)))
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
