@@ -58,12 +58,16 @@ def array_literal(values) -> str:
     of a batch that costs more, on both sides, than one string. Datetimes are written
     in ISO 8601 with their offset."""
     parts = []
+    append = parts.append
     for v in values:
         if v is None:
-            parts.append("NULL")
-        else:
-            text = v.isoformat() if hasattr(v, "isoformat") else str(v)
-            parts.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            append("NULL")
+            continue
+        if not isinstance(v, str):
+            v = v.isoformat() if hasattr(v, "isoformat") else str(v)
+        if "\\" in v or '"' in v:
+            v = v.replace("\\", "\\\\").replace('"', '\\"')
+        append(f'"{v}"')
     return "{" + ",".join(parts) + "}"
 
 
