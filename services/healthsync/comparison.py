@@ -58,65 +58,88 @@ RUN_PEOPLE_KEEP = timedelta(days=1)
 #: (more workers than this ending at the same instant: the housekeeping timer finishes it)
 FINISH_CHECK_BELOW = 200
 
-#: One statement per batch (set-based): write the snapshots, keep the pending-since time
-#: of a still-pending test, and keep each snapshot's values before this check (taken from
-#: the row the upsert locked, so two checks of one person at once see each other). It
-#: returns the people whose record changed, with the values they had before.
-WRITE_SNAPSHOTS = text(
-    """
-    WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:refs AS text[]), CAST(:codes AS text[]), CAST(:popups AS text[]),
-            CAST(:sampled AS timestamptz[]), CAST(:results AS text[]), CAST(:vaccinations AS text[])
-        ) AS t(person_ref, code_status, popup, last_test_sampled_at, last_test_result, vaccination)
-    ),
-    written AS (
-        INSERT INTO healthsync.snapshots AS s (person_ref, code_status, popup, last_test_sampled_at,
-            last_test_result, pending_seen_at, vaccination, checked_at, stale_since, last_run_id)
-        SELECT person_ref, code_status, popup, last_test_sampled_at, last_test_result,
-               CASE WHEN last_test_result = 'pending' THEN CAST(:now AS timestamptz) END,
-               vaccination, :now, NULL, :run_id
-        FROM incoming
-        ON CONFLICT (person_ref) DO UPDATE SET
+#: The values a check writes over a snapshot (``{new}``: the checked record; ``s``: the row
+#: as it was, whose values are kept as before_*), keeping the pending-since time of a
+#: still-pending test.
+_CHECKED = """
             before_code_status = s.code_status,
             before_popup = s.popup,
             before_last_test_sampled_at = s.last_test_sampled_at,
             before_last_test_result = s.last_test_result,
             before_vaccination = s.vaccination,
             before_checked_at = s.checked_at,
-            code_status = EXCLUDED.code_status,
-            popup = EXCLUDED.popup,
-            last_test_sampled_at = EXCLUDED.last_test_sampled_at,
-            last_test_result = EXCLUDED.last_test_result,
+            code_status = {new}.code_status,
+            popup = {new}.popup,
+            last_test_sampled_at = {new}.last_test_sampled_at,
+            last_test_result = {new}.last_test_result,
             pending_seen_at = CASE
-                WHEN EXCLUDED.last_test_result IS DISTINCT FROM 'pending' THEN NULL
+                WHEN {new}.last_test_result IS DISTINCT FROM 'pending' THEN NULL
                 WHEN s.last_test_result = 'pending'
-                     AND s.last_test_sampled_at IS NOT DISTINCT FROM EXCLUDED.last_test_sampled_at
-                THEN COALESCE(s.pending_seen_at, EXCLUDED.pending_seen_at)
-                ELSE EXCLUDED.pending_seen_at END,
-            vaccination = EXCLUDED.vaccination,
-            checked_at = EXCLUDED.checked_at,
+                     AND s.last_test_sampled_at IS NOT DISTINCT FROM {new}.last_test_sampled_at
+                THEN COALESCE(s.pending_seen_at, {new}.pending_seen_at)
+                ELSE {new}.pending_seen_at END,
+            vaccination = {new}.vaccination,
+            checked_at = {new}.checked_at,
             stale_since = NULL,
-            last_run_id = EXCLUDED.last_run_id
+            last_run_id = {new}.last_run_id"""
+_WRITTEN = """
         RETURNING s.person_ref, s.before_code_status, s.before_popup, s.before_last_test_sampled_at,
                   s.before_last_test_result, s.before_vaccination,
                   s.before_checked_at IS NOT NULL
                   AND (s.before_code_status, s.before_popup, s.before_last_test_result,
                        s.before_last_test_sampled_at, s.before_vaccination)
                       IS DISTINCT FROM (s.code_status, s.popup, s.last_test_result,
-                                        s.last_test_sampled_at, s.vaccination) AS changed
-    )
-    SELECT person_ref, before_code_status AS code_status, before_popup AS popup,
-           before_last_test_sampled_at AS last_test_sampled_at, before_last_test_result AS last_test_result,
-           before_vaccination AS vaccination
+                                        s.last_test_sampled_at, s.vaccination) AS changed"""
+#: One statement per batch (set-based). A snapshot is updated in place, its values before
+#: the check kept from the row the update locked (two checks of one person at once: the
+#: second sees the first's values, so a change is announced once); a snapshot deleted
+#: meanwhile (its person forgotten) is not written again. A person's first snapshot is
+#: written only while their subject is there (locked: a person being forgotten waits, or
+#: is passed over). Returns every person written: whether their record changed and, if
+#: so, the values it had before.
+WRITE_SNAPSHOTS = text(
+    f"""
+    WITH incoming AS (
+        SELECT t.*, CASE WHEN t.last_test_result = 'pending' THEN CAST(:now AS timestamptz) END AS pending_seen_at,
+               CAST(:now AS timestamptz) AS checked_at, CAST(:run_id AS text) AS last_run_id
+        FROM unnest(
+            CAST(:refs AS text[]), CAST(:codes AS text[]), CAST(:popups AS text[]),
+            CAST(:sampled AS timestamptz[]), CAST(:results AS text[]), CAST(:vaccinations AS text[])
+        ) AS t(person_ref, code_status, popup, last_test_sampled_at, last_test_result, vaccination)
+    ),
+    updated AS (
+        UPDATE healthsync.snapshots s SET {_CHECKED.format(new="i")}
+        FROM incoming i
+        WHERE s.person_ref = i.person_ref
+        {_WRITTEN}
+    ),
+    first_seen AS (
+        SELECT i.* FROM incoming i JOIN healthsync.subjects sub USING (person_ref)
+        WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.person_ref = i.person_ref)
+        FOR KEY SHARE OF sub
+    ),
+    inserted AS (
+        INSERT INTO healthsync.snapshots AS s (person_ref, code_status, popup, last_test_sampled_at,
+            last_test_result, pending_seen_at, vaccination, checked_at, stale_since, last_run_id)
+        SELECT person_ref, code_status, popup, last_test_sampled_at, last_test_result, pending_seen_at,
+               vaccination, checked_at, NULL, last_run_id
+        FROM first_seen
+        ON CONFLICT (person_ref) DO UPDATE SET {_CHECKED.format(new="EXCLUDED")}
+        {_WRITTEN}
+    ),
+    written AS (SELECT * FROM updated UNION ALL SELECT * FROM inserted)
+    SELECT person_ref, changed,
+           CASE WHEN changed THEN before_code_status END AS code_status,
+           CASE WHEN changed THEN before_popup END AS popup,
+           CASE WHEN changed THEN before_last_test_sampled_at END AS last_test_sampled_at,
+           CASE WHEN changed THEN before_last_test_result END AS last_test_result,
+           CASE WHEN changed THEN before_vaccination END AS vaccination
     FROM written
-    WHERE changed
     """
 )
 #: A run's next batch: up to :limit people of these ledgers' work (those still pending),
-#: each ledger's from where its work got to, with the ID number of those still known
-#: (locked: a person forgotten meanwhile waits for the batch, then loses the snapshot
-#: too; never a snapshot of someone forgotten). In (ledger, position) order.
+#: each ledger's from where its work got to, with the ID number of those still known.
+#: In (ledger, position) order.
 NEXT_BATCH = text(
     """
     WITH batch AS (
@@ -126,14 +149,9 @@ NEXT_BATCH = text(
         WHERE rl.run_id = :run_id AND rl.ledger_id = ANY(CAST(:ledgers AS text[])) AND rl.status = 'pending'
         ORDER BY rl.ledger_id, p.n
         LIMIT :limit
-    ),
-    known AS (
-        SELECT s.person_ref, s.id_number_enc
-        FROM healthsync.subjects s JOIN batch USING (person_ref)
-        FOR KEY SHARE OF s
     )
-    SELECT batch.ledger_id, batch.person_ref, known.id_number_enc
-    FROM batch LEFT JOIN known USING (person_ref)
+    SELECT batch.ledger_id, batch.person_ref, s.id_number_enc
+    FROM batch LEFT JOIN healthsync.subjects s USING (person_ref)
     ORDER BY batch.ledger_id, batch.n
     """
 )
@@ -295,12 +313,9 @@ class Comparison:
 
     def _check_batch(self, person_refs: list[str], run_id: str | None) -> list[str]:
         """Check these people (≤ 1,000); the ones compared (those still known)."""
-        # a share lock: a person forgotten meanwhile (left their last ledger) waits for
-        # this batch, then loses the snapshot too; never a snapshot of someone forgotten
         subjects = self.session.execute(
             select(Subject.person_ref, Subject.id_number_enc)
             .where(Subject.person_ref == any_(cast(person_refs, ARRAY(Text))))
-            .with_for_update(read=True, key_share=True)
         ).all()
         return self._compare(subjects, run_id)
 
@@ -312,24 +327,21 @@ class Comparison:
         id_of = {ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects}
         records = self.health_kit.bulk_status(list(id_of.values()))
         rows = [self._row(ref, records.get(id_number)) for ref, id_number in id_of.items()]
-        old = {
-            r.person_ref: r
-            for r in self.session.execute(
-                WRITE_SNAPSHOTS,
-                {
-                    "refs": array_literal(r["person_ref"] for r in rows),
-                    "codes": array_literal(r["code_status"] for r in rows),
-                    "popups": array_literal(r["popup"] for r in rows),
-                    "sampled": array_literal(r["last_test_sampled_at"] for r in rows),
-                    "results": array_literal(r["last_test_result"] for r in rows),
-                    "vaccinations": array_literal(r["vaccination"] for r in rows),
-                    "now": now(),
-                    "run_id": run_id,
-                },
-            )
-        }
-        self._announce_changes(rows, old)
-        return list(id_of)
+        written = self.session.execute(
+            WRITE_SNAPSHOTS,
+            {
+                "refs": array_literal(r["person_ref"] for r in rows),
+                "codes": array_literal(r["code_status"] for r in rows),
+                "popups": array_literal(r["popup"] for r in rows),
+                "sampled": array_literal(r["last_test_sampled_at"] for r in rows),
+                "results": array_literal(r["last_test_result"] for r in rows),
+                "vaccinations": array_literal(r["vaccination"] for r in rows),
+                "now": now(),
+                "run_id": run_id,
+            },
+        ).all()
+        self._announce_changes(rows, {r.person_ref: r for r in written if r.changed})
+        return [r.person_ref for r in written]
 
     @staticmethod
     def _row(ref: str, record: HealthRecord | None) -> dict:

@@ -167,3 +167,37 @@ def test_people_gone_from_every_ledger_during_a_run_are_passed_over(store, monke
     assert len(fetched) == len(set(fetched)) == 2
     assert not {crypto.person_ref("resident_id", n) for n in fetched} & set(gone)
 
+
+
+def test_people_forgotten_while_their_batch_is_at_the_health_kit_get_no_snapshot(store):
+    # they leave their last ledger after the batch was read and before it is written: one
+    # with a snapshot from before, one checked for the first time; neither is written
+    crypto = Crypto(CFG)
+    ledger = str(uuid.uuid4())
+    _seed(store, crypto, {ledger: ["甲一", "乙二", "丙三", "丁四"]})
+    with Session(store) as s:
+        refs = s.scalars(select(models.Subject.person_ref).order_by(models.Subject.person_ref)).all()
+        had_snapshot, first_check = refs[0], refs[1]
+        s.execute(models.Snapshot.__table__.delete().where(models.Snapshot.person_ref == first_check))
+        s.commit()
+
+    class ForgetsThemMeanwhile(CountingHealthKit):
+        def bulk_status(self, id_numbers):
+            with Session(store) as other:
+                gone = [had_snapshot, first_check]
+                other.execute(models.Member.__table__.delete().where(models.Member.person_ref.in_(gone)))
+                Comparison(other, crypto, self, CFG).forget_orphans(gone)
+                other.commit()
+            return super().bulk_status(id_numbers)
+
+    kit = ForgetsThemMeanwhile()
+    with Session(store) as s:
+        run_id = Comparison(s, crypto, kit, CFG).start_run("rpc")["run_id"]
+        s.commit()
+    with Session(store) as s:
+        assert Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [ledger]) == {ledger: "done"}
+        status = Comparison(s, crypto, kit, CFG).run_status(run_id)
+        snapshots = {r.person_ref: r for r in s.scalars(select(models.Snapshot))}
+    assert len(kit.calls) == 1 and len(kit.calls[0]) == 4  # all four were read for the batch
+    assert set(snapshots) == set(refs[2:]) and all(r.last_run_id == run_id for r in snapshots.values())
+    assert status["people_compared"] == 2
