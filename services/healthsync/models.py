@@ -44,11 +44,16 @@ outbox, handled_events = infrastructure_tables(Base.metadata)
 
 class Member(Base):
     __tablename__ = "members"
-    __table_args__ = (Index("ix_members_ledger_person", "ledger_id", "person_ref"),)
+    __table_args__ = (
+        Index("ix_members_ledger_person", "ledger_id", "person_ref"),
+        # a person's memberships; and a run's start reads every person's first ledger
+        # from it in order (no sort of every membership)
+        Index("ix_members_person_ledger", "person_ref", "ledger_id"),
+    )
 
     membership_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     ledger_id: Mapped[str] = mapped_column(String(36))
-    person_ref: Mapped[str] = mapped_column(String(64), index=True)
+    person_ref: Mapped[str] = mapped_column(String(64))
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
