@@ -197,7 +197,6 @@ ASSIGN = text(
     RETURNING ledger_id
     """
 )
-WATCHED = ("code_status", "popup", "last_test_result", "vaccination")
 
 
 def now() -> datetime:
@@ -501,9 +500,7 @@ class Comparison:
                     # out is done; the others failed
                     unfinished = set(self._unfinished_ledgers(run_id, ledger_ids))
                     outcomes = self._ledgers_done(run_id, [lid for lid in ledger_ids if lid not in unfinished])
-                    for lid in ledger_ids:
-                        if lid in unfinished:
-                            outcomes[lid] = self._ledger_failed(run_id, lid)
+                    outcomes.update(self._ledgers_failed(run_id, [lid for lid in ledger_ids if lid in unfinished]))
                     return outcomes
                 time.sleep(backoff * (2 ** (failures - 1)))
         return self._ledgers_done(run_id, ledger_ids)
@@ -566,43 +563,54 @@ class Comparison:
         outcomes.update({row.ledger_id: "done" for row in ended})
         return outcomes
 
-    def _ledger_failed(self, run_id: str, ledger_id: str) -> str:
-        """The Health Kit kept failing: the ledger is failed in this run; its members'
-        snapshots keep their last good values and are flagged stale since now."""
+    def _ledgers_failed(self, run_id: str, ledger_ids: list[str]) -> dict[str, str]:
+        """The Health Kit kept failing: these ledgers are failed in this run, in one
+        transaction; their members' snapshots not checked since the run started keep
+        their last good values and are flagged stale since now. Skipped where another
+        delivery ended them first."""
+        if not ledger_ids:
+            return {}
         t = now()
-        updated = self.session.execute(
+        ended = self.session.execute(
             update(RunLedger)
-            .where(RunLedger.run_id == run_id, RunLedger.ledger_id == ledger_id, RunLedger.status == "pending")
+            .where(RunLedger.run_id == run_id, RunLedger.ledger_id.in_(ledger_ids), RunLedger.status == "pending")
             .values(status="failed", finished_at=t, error="health_kit_unavailable")
-            .returning(RunLedger.people)
-        ).first()
-        if updated is None:
+            .returning(RunLedger.ledger_id, RunLedger.people)
+        ).all()
+        outcomes = {lid: "skipped" for lid in ledger_ids}
+        if not ended:
             self.session.rollback()
-            return "skipped"
+            return outcomes
+        failed = [row.ledger_id for row in ended]
         self.session.execute(
             text(
                 """
                 UPDATE healthsync.snapshots s SET stale_since = :t
                 WHERE s.stale_since IS NULL
-                  AND s.person_ref IN (SELECT person_ref FROM healthsync.members WHERE ledger_id = :ledger_id)
+                  AND s.person_ref IN (SELECT person_ref FROM healthsync.members
+                                       WHERE ledger_id = ANY(CAST(:ledgers AS text[])))
                   AND s.checked_at < (SELECT started_at FROM healthsync.runs WHERE id = :run_id)
                 """
             ),
-            {"t": t, "ledger_id": ledger_id, "run_id": run_id},
+            {"t": t, "ledgers": failed, "run_id": run_id},
         )
         self.session.execute(
             pg_insert(LedgerSync)
-            .values(ledger_id=ledger_id, last_success_at=None, last_run_id=run_id, last_status="failed")
+            .values([{"ledger_id": lid, "last_success_at": None, "last_run_id": run_id, "last_status": "failed"}
+                     for lid in failed])
             .on_conflict_do_update(
                 index_elements=[LedgerSync.ledger_id], set_={"last_run_id": run_id, "last_status": "failed"}
             )
         )
-        add_event(self.session, "healthsync.ledger_synced",
-                  {"run_id": run_id, "ledger_id": ledger_id, "status": "failed", "people": updated.people}, ledger_id)
+        add_events(self.session, "healthsync.ledger_synced", [
+            ({"run_id": run_id, "ledger_id": row.ledger_id, "status": "failed", "people": row.people}, row.ledger_id)
+            for row in ended
+        ])
         self.session.commit()
         self._finish_run_if_complete(run_id)
-        log.warning("ledger %s failed in run %s: the Health Kit is unavailable", ledger_id, run_id)
-        return "failed"
+        log.warning("%d ledger(s) failed in run %s: the Health Kit is unavailable", len(failed), run_id)
+        outcomes.update({lid: "failed" for lid in failed})
+        return outcomes
 
     def _pending_ledgers(self, run_id: str) -> int:
         """How many ledgers of the run are pending, counted up to FINISH_CHECK_BELOW + 1

@@ -6,9 +6,10 @@ each on its own costs a Health Kit call and about a dozen statements for a few d
 people. Here the messages a process holds at the same moment form a group, compared in
 batches of up to 1,000 people across its ledgers and ended in one transaction (group
 commit): the first message's worker leads (after a moment's wait for more to arrive),
-taking every waiting ledger of its run; the others wait for its outcome. Each message is still acked only by its own worker, after
-the transaction that ended its ledger, so a crash loses nothing: every unacked message
-is redelivered and compares only the people not yet compared.
+taking every waiting ledger of its run; the others wait for its outcome. Each message
+is still acked only by its own worker, after the transaction that ended its ledger, so
+a crash loses nothing: every unacked message is redelivered and compares only the
+people not yet compared.
 
 Plain cooperative code (eventlet greenlets, one hub per process): no thread locks.
 """
@@ -82,7 +83,7 @@ class LedgerWorkGroups:
         return mine.outcome
 
     def _same_run(self, mine: _Work) -> int:
-        return sum(1 for w in self._waiting if w.run_id == mine.run_id and not w.taken)
+        return sum(1 for w in self._waiting if w.run_id == mine.run_id)  # waiting: not taken
 
     def _lead(self, mine: _Work, compare: Compare) -> None:
         same_run = [w for w in self._waiting if w is not mine and w.run_id == mine.run_id]

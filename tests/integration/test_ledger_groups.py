@@ -110,14 +110,14 @@ def test_ledgers_compared_together_fetch_each_person_once_and_end_each_ledger(st
 def test_when_the_health_kit_gives_out_midway_only_unfinished_ledgers_fail(store, monkeypatch):
     monkeypatch.setattr(comparison_module, "BATCH", 2)
     crypto = Crypto(CFG)
-    a, b = str(uuid.uuid4()), str(uuid.uuid4())
-    _seed(store, crypto, {a: ["子", "丑"], b: ["寅", "卯"]})
+    a, b, c = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    _seed(store, crypto, {a: ["子", "丑"], b: ["寅", "卯"], c: ["辰", "巳"]})
     kit = CountingHealthKit(works_for=1)  # the first batch of two people, then nothing
     with Session(store) as s:
         run_id = Comparison(s, crypto, kit, CFG).start_run("rpc")["run_id"]
         s.commit()
     with Session(store) as s:
-        outcomes = Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b], backoff=0.01)
+        outcomes = Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, [a, b, c], backoff=0.01)
 
     with Session(store) as s:
         ledger_of = {ref: r.ledger_id for r in s.scalars(select(models.RunLedger)) for ref in r.assigned}
@@ -126,10 +126,16 @@ def test_when_the_health_kit_gives_out_midway_only_unfinished_ledgers_fail(store
         assert len(compared) == 2
         stale = set(snapshots) - compared
         unfinished = {ledger_of[ref] for ref in stale}
-        assert outcomes == {lid: "failed" if lid in unfinished else "done" for lid in (a, b)}
+        assert len(unfinished) == 2
+        assert outcomes == {lid: "failed" if lid in unfinished else "done" for lid in (a, b, c)}
         assert {ref for ref, r in snapshots.items() if r.stale_since is not None} == stale
         ran = {r.ledger_id: r.people for r in s.scalars(select(models.RunLedger))}
-        assert ran == {lid: len([ref for ref in compared if ledger_of[ref] == lid]) for lid in (a, b)}
+        assert ran == {lid: len([ref for ref in compared if ledger_of[ref] == lid]) for lid in (a, b, c)}
+        syncs = {r.ledger_id: r.last_status for r in s.scalars(select(models.LedgerSync))}
+        assert syncs == {lid: "failed" if lid in unfinished else "done" for lid in (a, b, c)}
+        news = s.scalars(select(OUTBOX.c.payload).where(OUTBOX.c.event_type == "healthsync.ledger_synced")).all()
+        assert sorted((n["data"]["ledger_id"], n["data"]["status"]) for n in news) == sorted(
+            (lid, "failed" if lid in unfinished else "done") for lid in (a, b, c))
         assert s.get(models.Run, run_id).status == "finished"
 
 
