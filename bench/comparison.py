@@ -55,7 +55,8 @@ WORK_QUEUE = "evt-healthsync-ledger_work--healthsync.on_ledger_work"
 
 REFERENCE_SQL = """
 INSERT INTO healthsync.snapshots AS s (person_ref, code_status, popup, last_test_sampled_at, last_test_result,
-                                       pending_seen_at, vaccination, checked_at, stale_since, last_run_id)
+                                       pending_seen_at, vaccination, record_updated_at, checked_at, stale_since,
+                                       last_run_id)
 SELECT p.person_ref,
        COALESCE(r.code_status, 'unknown'),
        r.popup,
@@ -63,7 +64,7 @@ SELECT p.person_ref,
        r.last_test_result,
        CASE WHEN r.last_test_result = 'pending' THEN now() END,
        COALESCE(r.vaccination, 'none_found'),
-       now(), NULL, %(run_id)s
+       r.updated_at, now(), NULL, %(run_id)s
 FROM (SELECT DISTINCT m.person_ref
       FROM healthsync.members m JOIN healthsync.subjects sub ON sub.person_ref = m.person_ref) p
 JOIN bench_ref_map x ON x.person_ref = p.person_ref
@@ -78,6 +79,7 @@ ON CONFLICT (person_ref) DO UPDATE SET
                   AND s.pending_seen_at IS NOT NULL
              THEN s.pending_seen_at ELSE EXCLUDED.checked_at END END,
     vaccination = EXCLUDED.vaccination,
+    record_updated_at = EXCLUDED.record_updated_at,
     checked_at = EXCLUDED.checked_at,
     stale_since = NULL,
     last_run_id = EXCLUDED.last_run_id

@@ -60,7 +60,7 @@ FINISH_CHECK_BELOW = 200
 
 #: The values a check writes over a snapshot (``{new}``: the checked record; ``s``: the row
 #: as it was, whose values are kept as before_*), keeping the pending-since time of a
-#: still-pending test.
+#: still-pending test. Written only where the check is not older than the row's (below).
 _CHECKED = """
             before_code_status = s.code_status,
             before_popup = s.popup,
@@ -79,9 +79,17 @@ _CHECKED = """
                 THEN COALESCE(s.pending_seen_at, {new}.pending_seen_at)
                 ELSE {new}.pending_seen_at END,
             vaccination = {new}.vaccination,
-            checked_at = {new}.checked_at,
+            record_updated_at = {new}.record_updated_at,
+            checked_at = GREATEST(s.checked_at, {new}.checked_at),
             stale_since = NULL,
             last_run_id = {new}.last_run_id"""
+#: A check older than the snapshot's never overwrites it (two checks of a person at once,
+#: the one that asked the Health Kit first writing last): by the record's version where
+#: the Health Kit gives one, else by when each check asked.
+_NOT_OLDER = """
+        AND CASE WHEN s.record_updated_at IS NOT NULL AND {new}.record_updated_at IS NOT NULL
+                 THEN {new}.record_updated_at >= s.record_updated_at
+                 ELSE {new}.checked_at >= s.checked_at END"""
 _WRITTEN = """
         RETURNING s.person_ref, s.before_code_status, s.before_popup, s.before_last_test_sampled_at,
                   s.before_last_test_result, s.before_vaccination,
@@ -95,8 +103,8 @@ _WRITTEN = """
 #: second sees the first's values, so a change is announced once); a snapshot deleted
 #: meanwhile (its person forgotten) is not written again. A person's first snapshot is
 #: written only while their subject is there (locked: a person being forgotten waits, or
-#: is passed over). Returns every person written: whether their record changed and, if
-#: so, the values it had before.
+#: is passed over). Returns every person compared: whether their record changed and, if
+#: so, the values it had before (one whose snapshot is newer than this check: unchanged).
 WRITE_SNAPSHOTS = text(
     f"""
     WITH incoming AS (
@@ -104,13 +112,15 @@ WRITE_SNAPSHOTS = text(
                CAST(:now AS timestamptz) AS checked_at, CAST(:run_id AS text) AS last_run_id
         FROM unnest(
             CAST(:refs AS text[]), CAST(:codes AS text[]), CAST(:popups AS text[]),
-            CAST(:sampled AS timestamptz[]), CAST(:results AS text[]), CAST(:vaccinations AS text[])
-        ) AS t(person_ref, code_status, popup, last_test_sampled_at, last_test_result, vaccination)
+            CAST(:sampled AS timestamptz[]), CAST(:results AS text[]), CAST(:vaccinations AS text[]),
+            CAST(:versions AS timestamptz[])
+        ) AS t(person_ref, code_status, popup, last_test_sampled_at, last_test_result, vaccination,
+               record_updated_at)
     ),
     updated AS (
         UPDATE healthsync.snapshots s SET {_CHECKED.format(new="i")}
         FROM incoming i
-        WHERE s.person_ref = i.person_ref
+        WHERE s.person_ref = i.person_ref {_NOT_OLDER.format(new="i")}
         {_WRITTEN}
     ),
     first_seen AS (
@@ -120,11 +130,13 @@ WRITE_SNAPSHOTS = text(
     ),
     inserted AS (
         INSERT INTO healthsync.snapshots AS s (person_ref, code_status, popup, last_test_sampled_at,
-            last_test_result, pending_seen_at, vaccination, checked_at, stale_since, last_run_id)
+            last_test_result, pending_seen_at, vaccination, record_updated_at, checked_at, stale_since,
+            last_run_id)
         SELECT person_ref, code_status, popup, last_test_sampled_at, last_test_result, pending_seen_at,
-               vaccination, checked_at, NULL, last_run_id
+               vaccination, record_updated_at, checked_at, NULL, last_run_id
         FROM first_seen
         ON CONFLICT (person_ref) DO UPDATE SET {_CHECKED.format(new="EXCLUDED")}
+        WHERE true {_NOT_OLDER.format(new="EXCLUDED")}
         {_WRITTEN}
     ),
     written AS (SELECT * FROM updated UNION ALL SELECT * FROM inserted)
@@ -135,6 +147,9 @@ WRITE_SNAPSHOTS = text(
            CASE WHEN changed THEN before_last_test_result END AS last_test_result,
            CASE WHEN changed THEN before_vaccination END AS vaccination
     FROM written
+    UNION ALL
+    SELECT person_ref, false, NULL, NULL, NULL, NULL, NULL FROM first_seen f
+    WHERE NOT EXISTS (SELECT 1 FROM inserted w WHERE w.person_ref = f.person_ref)
     """
 )
 #: A run's next batch: up to :limit people of these ledgers' work (those still pending),
@@ -324,9 +339,10 @@ class Comparison:
         if not subjects:
             return []
         id_of = {ref: self.crypto.master.decrypt_text(enc, aad=ref.encode()) for ref, enc in subjects}
+        asked_at = now()
         records = self.health_kit.bulk_status(list(id_of.values()))
         rows = [self._row(ref, records.get(id_number)) for ref, id_number in id_of.items()]
-        written = self.session.execute(
+        compared = self.session.execute(
             WRITE_SNAPSHOTS,
             {
                 "refs": array_literal(r["person_ref"] for r in rows),
@@ -335,18 +351,19 @@ class Comparison:
                 "sampled": array_literal(r["last_test_sampled_at"] for r in rows),
                 "results": array_literal(r["last_test_result"] for r in rows),
                 "vaccinations": array_literal(r["vaccination"] for r in rows),
-                "now": now(),
+                "versions": array_literal(r["record_updated_at"] for r in rows),
+                "now": asked_at,
                 "run_id": run_id,
             },
         ).all()
-        self._announce_changes(rows, {r.person_ref: r for r in written if r.changed})
-        return [r.person_ref for r in written]
+        self._announce_changes(rows, {r.person_ref: r for r in compared if r.changed})
+        return [r.person_ref for r in compared]
 
     @staticmethod
     def _row(ref: str, record: HealthRecord | None) -> dict:
         if record is None:  # the Health Kit no longer knows this ID
             return {"person_ref": ref, "code_status": "unknown", "popup": None, "last_test_sampled_at": None,
-                    "last_test_result": None, "vaccination": "none_found"}
+                    "last_test_result": None, "vaccination": "none_found", "record_updated_at": None}
         return {
             "person_ref": ref,
             "code_status": record.code_status,
@@ -354,6 +371,7 @@ class Comparison:
             "last_test_sampled_at": record.last_test_sampled_at,
             "last_test_result": record.last_test_result,
             "vaccination": record.vaccination,
+            "record_updated_at": record.updated_at,
         }
 
     def _announce_changes(self, rows: list[dict], old: dict[str, Snapshot]) -> None:

@@ -86,6 +86,9 @@ class Snapshot(Base):
     pending_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     vaccination: Mapped[str] = mapped_column(String(16))
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the Health Kit's version of the record (its updated_at), where it gives one: an
+    # older record never overwrites a newer one
+    record_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # set when a check failed after the last good one; cleared by the next good one
     stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_id: Mapped[str | None] = mapped_column(String(36))
