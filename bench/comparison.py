@@ -509,6 +509,7 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
         run_connections = connections.stop()
         switches_after = _switches(stack)
         peak_rss = _peak_rss(stack)
+        db = run_db_figures(stack, ran["run_id"])  # before reference 2 rewrites the snapshots
 
         if ran["timed_out"]:
             print(f"comparison: the run did not finish within {args.run_timeout:g}s; the reference is skipped", flush=True)
@@ -523,7 +524,6 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
         reference.close()
         connections.close()
 
-    db = run_db_figures(stack, ran["run_id"])
     wall = ran["wall_s"]
     status = ran["status"] or {}
     memberships_done = db["memberships_in_done_ledgers"]
