@@ -60,6 +60,9 @@ def test_an_admin_sync_compares_the_ledger_and_reports_progress(api, running, le
     people = [known_person(api, name) for name in ("甲", "乙", "丙")]
     for p in people:
         join(api, ledger["token"], p)
+    # healthsync learns of each join from member.joined (and checks the person at once)
+    wait_until(lambda: len(ms := members(api, ledger)) == 3 and all(m.get("synced_at") for m in ms.values()),
+               what="healthsync to know the three members")
     api.put_resident(people[0].id_number, code_status="red", popup="弹窗二")
     started = api.post(f"/api/ledgers/{ledger['id']}/sync", token=ledger["admin_token"])
     assert started.status_code == 202, started.text
@@ -199,6 +202,8 @@ def test_a_status_change_is_published_without_personal_data(api, running, ledger
 
 def test_runs_start_from_a_bus_message_and_from_the_cli(api, running, ledger):
     join(api, ledger["token"], known_person(api))
+    wait_until(lambda: sql(running, "SELECT count(*) FROM healthsync.members WHERE ledger_id = %s", ledger["id"])[0][0] == 1,
+               what="the projection")
     from services.healthsync.triggers import request_run_by_message
 
     before = sql(running, "SELECT count(*) FROM healthsync.runs WHERE trigger = 'bus'")[0][0]
