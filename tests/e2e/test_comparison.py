@@ -129,8 +129,8 @@ def test_a_failing_health_kit_leaves_last_good_values_flagged_stale(api, running
     joiner = known_person(api, "王稳")
     join(api, ledger["token"], joiner)
     wait_until(lambda: members(api, ledger)["王稳"].get("synced_at"), what="first check")
-    api.put_resident(joiner.id_number, code_status="red")  # the Health Kit changes...
-    set_switches(running, failure_rate=1.0)  # ...but cannot be reached
+    set_switches(running, failure_rate=1.0)  # the Health Kit cannot be reached...
+    api.put_resident(joiner.id_number, code_status="red")  # ...and changes meanwhile
     try:
         started = api.post(f"/api/ledgers/{ledger['id']}/sync", token=ledger["admin_token"]).json()
         run = wait_run(api, ledger["admin_token"], started["run_id"], timeout=60)

@@ -93,12 +93,14 @@ def test_two_checks_at_once_announce_one_change():
 
 class HeldHealthKit:
     """Answers with ``code_status`` (record version ``version``), but only once ``go``
-    is set: a check that asked first and is answered late."""
+    is set (``asked`` is set when asked): a check that asked first and is answered late."""
 
     def __init__(self, code_status: str, version: datetime | None, go: threading.Event | None = None):
         self.code_status, self.version, self.go = code_status, version, go
+        self.asked = threading.Event()
 
     def bulk_status(self, id_numbers):
+        self.asked.set()
         if self.go is not None:
             assert self.go.wait(10)
         return {n: HealthRecord(id_number=n, code_status=self.code_status, popup=None, last_test_sampled_at=SAMPLED,
@@ -119,22 +121,21 @@ def test_a_check_that_asked_first_and_writes_last_does_not_bring_back_the_older_
         ref = _known_green_person(engine, crypto, "先问后写", datetime.now(timezone.utc) - timedelta(minutes=5))
         red_at = datetime.now(timezone.utc) - timedelta(minutes=1)
         green_at = red_at + timedelta(seconds=30)
-        go = threading.Event()
+        held = HeldHealthKit("red", red_at if versioned else None, threading.Event())
         late: dict = {}
 
         def late_check():
             with Session(engine) as s:
-                held = HeldHealthKit("red", red_at if versioned else None, go)
                 late["compared"] = Comparison(s, crypto, held, CFG).check_people([ref])
                 s.commit()
 
         asked_first = threading.Thread(target=late_check)
         asked_first.start()
-        time.sleep(0.2)  # it has asked the Health Kit
+        assert held.asked.wait(10)
         with Session(engine) as s:
             assert Comparison(s, crypto, HeldHealthKit("green", green_at if versioned else None), CFG).check_people([ref]) == 1
             s.commit()
-        go.set()
+        held.go.set()
         asked_first.join(10)
         assert not asked_first.is_alive()
         assert late["compared"] == 1  # it was compared; the newer record stands
@@ -160,20 +161,20 @@ def test_the_newer_record_wins_even_when_it_was_asked_for_first():
         crypto = Crypto(CFG)
         ref = _known_green_person(engine, crypto, "后答新", datetime.now(timezone.utc) - timedelta(minutes=5))
         red_at = datetime.now(timezone.utc) - timedelta(minutes=1)
-        go = threading.Event()
+        held = HeldHealthKit("green", red_at + timedelta(seconds=30), threading.Event())
 
         def answered_late_with_the_newer_record():
             with Session(engine) as s:
-                Comparison(s, crypto, HeldHealthKit("green", red_at + timedelta(seconds=30), go), CFG).check_people([ref])
+                Comparison(s, crypto, held, CFG).check_people([ref])
                 s.commit()
 
         asked_first = threading.Thread(target=answered_late_with_the_newer_record)
         asked_first.start()
-        time.sleep(0.2)
+        assert held.asked.wait(10)
         with Session(engine) as s:
             Comparison(s, crypto, HeldHealthKit("red", red_at), CFG).check_people([ref])
             s.commit()
-        go.set()
+        held.go.set()
         asked_first.join(10)
         assert not asked_first.is_alive()
 

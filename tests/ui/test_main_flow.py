@@ -179,7 +179,8 @@ def test_03_a_comparison_run_from_the_admin_page(s):
     page.get_by_role("heading", name=ORG).wait_for()
     page.get_by_role("button", name="立即比对").click()
     page.get_by_text(re.compile("比对完成")).wait_for(timeout=30_000)
-    assert "尚未比对" not in page.locator(".last-sync").inner_text()
+    # the last-sync line is reloaded after the message shows
+    wait_for(lambda: "尚未比对" not in page.locator(".last-sync").inner_text(), what="the last sync time")
     cards = members_on_page(page)
     assert set(cards) == {"李明", "赵强"}
     li = cards["李明"]
