@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.flows import application, create_active_ledger, sql
+from tests.e2e.flows import application, create_active_ledger, sql, wait_until
 from tests.people import health_record, person
 
 
@@ -257,7 +257,11 @@ def test_no_plaintext_id_or_phone_in_logs_bus_or_storage(api, running):
     api.post("/api/login", {"phone": p.phone})
     wrong = api.post("/api/ledgers", application(p, admin_phone=person().phone))
     assert wrong.status_code == 422
-    time.sleep(1.0)  # let the last events cross the bus
+    # every event written so far has been published (the relays empty their outboxes)...
+    wait_until(lambda: sql(running, " UNION ALL ".join(
+        f"SELECT count(*) FROM {svc}.outbox" for svc in ("org", "verify", "member", "healthsync")
+    )) == [(0,)] * 4, what="the outboxes to be published")
+    time.sleep(0.5)  # ...and has reached the capture queue
     bus = running.capture.drain()
     assert len(bus) > 10  # the flow really went over the bus
     for body in bus:
