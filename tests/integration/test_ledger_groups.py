@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.orm import Session
 
 import services.healthsync.comparison as comparison_module
@@ -207,3 +207,48 @@ def test_people_forgotten_while_their_batch_is_at_the_health_kit_get_no_snapshot
     assert len(kit.calls) == 1 and len(kit.calls[0]) == 4  # all four were read for the batch
     assert set(snapshots) == set(refs[2:]) and all(r.last_run_id == run_id for r in snapshots.values())
     assert status["people_compared"] == 2
+
+
+def test_thousands_of_people_go_in_bulk_calls_of_at_most_1000_and_one_write_per_batch(store):
+    # 2,300 people over three ledgers: three Health Kit calls (1000, 1000, 300) and three
+    # statements writing snapshots, never one per member
+    crypto = Crypto(CFG)
+    now = datetime.now(timezone.utc)
+    ledgers = [str(uuid.uuid4()) for _ in range(3)]
+    by_id: dict = {}
+    while len(by_id) < 2300:  # random ID numbers: some repeat
+        p = person("批量")
+        by_id[p.id_number] = p
+    people = list(by_id.values())
+    refs = [crypto.person_ref("resident_id", p.id_number) for p in people]
+    with Session(store) as s:
+        s.execute(insert(models.Subject), [
+            {"person_ref": ref, "id_type": "resident_id",
+             "id_number_enc": crypto.master.encrypt_text(p.id_number, aad=ref.encode())}
+            for p, ref in zip(people, refs)
+        ])
+        s.execute(insert(models.Member), [
+            {"membership_id": str(uuid.uuid4()), "ledger_id": ledgers[i % 3], "person_ref": ref, "joined_at": now}
+            for i, ref in enumerate(refs)
+        ])
+        s.commit()
+    kit = CountingHealthKit()
+    with Session(store) as s:
+        run_id = Comparison(s, crypto, kit, CFG).start_run("rpc")["run_id"]
+        s.commit()
+    writes = []
+
+    def count_writes(conn, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO healthsync.snapshots" in statement or "UPDATE healthsync.snapshots" in statement:
+            writes.append(executemany)
+
+    event.listen(store, "before_cursor_execute", count_writes)
+    try:
+        with Session(store) as s:
+            assert Comparison(s, crypto, kit, CFG).sync_ledgers(run_id, ledgers) == dict.fromkeys(ledgers, "done")
+    finally:
+        event.remove(store, "before_cursor_execute", count_writes)
+    assert sorted(len(call) for call in kit.calls) == [300, 1000, 1000]
+    assert writes == [False, False, False]  # three statements, none of them an executemany
+    with Session(store) as s:
+        assert s.scalar(select(func.count()).select_from(models.Snapshot).where(models.Snapshot.last_run_id == run_id)) == 2300
