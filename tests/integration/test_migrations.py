@@ -1,16 +1,18 @@
 """Each service's migrations build exactly the schema its models describe, on a fresh
-PostgreSQL database, and can be applied twice (as every `make run` does)."""
+PostgreSQL database, can be applied twice (as every `make run` does), and go down to
+nothing and up again."""
 
 from __future__ import annotations
 
 import importlib
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
-from shared.migrate import SERVICES_WITH_SCHEMA, upgrade_all
+from shared.migrate import SERVICES_WITH_SCHEMA, alembic_config, upgrade_all
 from tests.conftest import create_database, drop_database
 
 
@@ -25,10 +27,9 @@ def migrated():
     drop_database(url)
 
 
-@pytest.mark.parametrize("service", SERVICES_WITH_SCHEMA)
-def test_migrations_match_the_models(migrated, service):
+def _differences(engine, service: str) -> list:
     metadata = importlib.import_module(f"services.{service}.models").Base.metadata
-    with migrated.connect() as conn:
+    with engine.connect() as conn:
         context = MigrationContext.configure(
             conn,
             opts={
@@ -38,5 +39,30 @@ def test_migrations_match_the_models(migrated, service):
                 ),
             },
         )
-        diff = compare_metadata(context, metadata)
-    assert diff == []
+        return compare_metadata(context, metadata)
+
+
+@pytest.mark.parametrize("service", SERVICES_WITH_SCHEMA)
+def test_migrations_match_the_models(migrated, service):
+    assert _differences(migrated, service) == []
+
+
+@pytest.mark.parametrize("service", SERVICES_WITH_SCHEMA)
+def test_migrations_go_down_to_nothing_and_up_again(service):
+    url = create_database()
+    engine = create_engine(url)
+    try:
+        cfg = alembic_config(service, url)
+        command.upgrade(cfg, "head")
+        command.downgrade(cfg, "base")
+        with engine.connect() as conn:
+            left = conn.execute(text(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = :schema AND table_name <> 'alembic_version'"
+            ), {"schema": service}).scalars().all()
+        assert left == []
+        command.upgrade(cfg, "head")
+        assert _differences(engine, service) == []
+    finally:
+        engine.dispose()
+        drop_database(url)
