@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 import eventlet
-from nameko.amqp.publish import Publisher
+from nameko.amqp.publish import Publisher, get_connection
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
@@ -28,7 +28,7 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
-from nameko.rpc import Responder, RpcConsumer, RpcProxy, get_rpc_exchange
+from nameko.rpc import ReplyListener, Responder, RpcConsumer, RpcProxy, get_rpc_exchange
 from nameko.rpc import Rpc as RpcEntrypoint
 
 from shared.config import settings
@@ -60,8 +60,26 @@ class TimedServiceProxy:
         return call
 
 
+class DeclaredReplyListener(ReplyListener):
+    """Nameko's reply listener, its queue declared (and bound) when the container is set
+    up. Nameko declares it only when its consumer starts, alongside the container's other
+    extensions: a request the gateway's HTTP server took in that moment made a call
+    whose reply the broker dropped as unroutable, and the caller waited out its timeout
+    (every gateway start). The queue expires unused as Nameko's does."""
+
+    def setup(self) -> None:
+        super().setup()
+        config = self.container.config
+        with get_connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                            login_method=config.get(LOGIN_METHOD_CONFIG_KEY)) as connection:
+            self.queue(connection.default_channel).declare()
+
+
 class Rpc(RpcProxy):
-    """Like Nameko's ``RpcProxy``, but every call gives up after a timeout."""
+    """Like Nameko's ``RpcProxy``, but every call gives up after a timeout, and its
+    replies have a queue from the start (``DeclaredReplyListener``)."""
+
+    rpc_reply_listener = DeclaredReplyListener()
 
     def __init__(self, target_service: str, timeout: float | None = None, **options: Any) -> None:
         options.setdefault("use_confirms", False)  # see UnconfirmedPublisher
