@@ -87,7 +87,7 @@ _CHECKED = """
 #: the one that asked the Health Kit first writing last): by the record's version where
 #: the Health Kit gives one, else by when each check asked.
 _NOT_OLDER = """
-        AND CASE WHEN s.record_updated_at IS NOT NULL AND {new}.record_updated_at IS NOT NULL
+        CASE WHEN s.record_updated_at IS NOT NULL AND {new}.record_updated_at IS NOT NULL
                  THEN {new}.record_updated_at >= s.record_updated_at
                  ELSE {new}.checked_at >= s.checked_at END"""
 _WRITTEN = """
@@ -120,7 +120,7 @@ WRITE_SNAPSHOTS = text(
     updated AS (
         UPDATE healthsync.snapshots s SET {_CHECKED.format(new="i")}
         FROM incoming i
-        WHERE s.person_ref = i.person_ref {_NOT_OLDER.format(new="i")}
+        WHERE s.person_ref = i.person_ref AND {_NOT_OLDER.format(new="i")}
         {_WRITTEN}
     ),
     first_seen AS (
@@ -136,7 +136,7 @@ WRITE_SNAPSHOTS = text(
                vaccination, record_updated_at, checked_at, NULL, last_run_id
         FROM first_seen
         ON CONFLICT (person_ref) DO UPDATE SET {_CHECKED.format(new="EXCLUDED")}
-        WHERE true {_NOT_OLDER.format(new="EXCLUDED")}
+        WHERE {_NOT_OLDER.format(new="EXCLUDED")}
         {_WRITTEN}
     ),
     written AS (SELECT * FROM updated UNION ALL SELECT * FROM inserted)

@@ -29,12 +29,34 @@ CFG = load_settings({})
 SAMPLED = datetime.now(timezone.utc) - timedelta(hours=3)
 
 
-class RedHealthKit:
-    """Says everyone asked about is now red (the same record every time)."""
+class HealthKitAnswer:
+    """Answers everyone with ``code_status`` (record version ``version``); if given
+    ``go``, only once it is set (``asked`` is set when asked): a check that asked and is
+    answered late."""
+
+    def __init__(self, code_status: str, version: datetime | None, go: threading.Event | None = None):
+        self.code_status, self.version, self.go = code_status, version, go
+        self.asked = threading.Event()
 
     def bulk_status(self, id_numbers):
-        return {n: HealthRecord(id_number=n, code_status="red", popup=None, last_test_sampled_at=SAMPLED,
-                                last_test_result="negative", vaccination="booster", updated_at=SAMPLED) for n in id_numbers}
+        self.asked.set()
+        if self.go is not None:
+            assert self.go.wait(10)
+        return {n: HealthRecord(id_number=n, code_status=self.code_status, popup=None, last_test_sampled_at=SAMPLED,
+                                last_test_result="negative", vaccination="booster", updated_at=self.version)
+                for n in id_numbers}
+
+
+@pytest.fixture
+def store():
+    url = create_database()
+    upgrade_all(url)
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        drop_database(url)
 
 
 def _known_green_person(engine, crypto, name: str, checked_at: datetime) -> str:
@@ -52,135 +74,82 @@ def _known_green_person(engine, crypto, name: str, checked_at: datetime) -> str:
     return ref
 
 
+def _check(engine, crypto, kit, ref: str) -> int:
+    with Session(engine) as s:
+        compared = Comparison(s, crypto, kit, CFG).check_people([ref])
+        s.commit()
+    return compared
+
+
+def _asked_first_answered_last(engine, crypto, ref: str, late: HealthKitAnswer, meanwhile: HealthKitAnswer) -> int:
+    """A check answered by ``late`` asks first; another, answered by ``meanwhile``, asks
+    and writes; then the first is answered and writes. The first check's count."""
+    compared: list[int] = []
+    first = threading.Thread(target=lambda: compared.append(_check(engine, crypto, late, ref)))
+    first.start()
+    assert late.asked.wait(10)
+    assert _check(engine, crypto, meanwhile, ref) == 1
+    late.go.set()
+    first.join(10)
+    assert not first.is_alive()
+    return compared[0]
+
+
 def _status_changes(s: Session) -> int:
     outbox = models.Base.metadata.tables["healthsync.outbox"]
     return s.scalar(select(func.count()).select_from(outbox).where(outbox.c.event_type == "healthsync.status_changed"))
 
 
-def test_two_checks_at_once_announce_one_change():
-    url = create_database()
-    try:
-        upgrade_all(url)
-        engine = create_engine(url)
-        crypto = Crypto(CFG)
-        ref = _known_green_person(engine, crypto, "并发", datetime.now(timezone.utc))
+def test_two_checks_at_once_announce_one_change(store):
+    crypto = Crypto(CFG)
+    ref = _known_green_person(store, crypto, "并发", datetime.now(timezone.utc))
 
-        first = Session(engine)
-        Comparison(first, crypto, RedHealthKit(), CFG).check_people([ref])  # written, not yet committed
+    first = Session(store)
+    Comparison(first, crypto, HealthKitAnswer("red", SAMPLED), CFG).check_people([ref])  # written, not yet committed
+    other = threading.Thread(target=lambda: _check(store, crypto, HealthKitAnswer("red", SAMPLED), ref))
+    other.start()
+    time.sleep(0.5)  # the second check is now waiting for the first
+    first.commit()
+    first.close()
+    other.join(10)
+    assert not other.is_alive()
 
-        def second_check():
-            with Session(engine) as second:
-                Comparison(second, crypto, RedHealthKit(), CFG).check_people([ref])
-                second.commit()
-
-        other = threading.Thread(target=second_check)
-        other.start()
-        time.sleep(0.5)  # the second check is now waiting for the first
-        first.commit()
-        first.close()
-        other.join(10)
-        assert not other.is_alive()
-
-        with Session(engine) as s:
-            changes = _status_changes(s)
-            alerts = s.scalar(select(func.count()).select_from(models.Alert))
-        assert changes == 1
-        assert alerts == 1
-        engine.dispose()
-    finally:
-        drop_database(url)
-
-
-class HeldHealthKit:
-    """Answers with ``code_status`` (record version ``version``), but only once ``go``
-    is set (``asked`` is set when asked): a check that asked first and is answered late."""
-
-    def __init__(self, code_status: str, version: datetime | None, go: threading.Event | None = None):
-        self.code_status, self.version, self.go = code_status, version, go
-        self.asked = threading.Event()
-
-    def bulk_status(self, id_numbers):
-        self.asked.set()
-        if self.go is not None:
-            assert self.go.wait(10)
-        return {n: HealthRecord(id_number=n, code_status=self.code_status, popup=None, last_test_sampled_at=SAMPLED,
-                                last_test_result="negative", vaccination="booster", updated_at=self.version)
-                for n in id_numbers}
+    with Session(store) as s:
+        changes = _status_changes(s)
+        alerts = s.scalar(select(func.count()).select_from(models.Alert))
+    assert changes == 1
+    assert alerts == 1
 
 
 @pytest.mark.parametrize("versioned", [True, False], ids=["record-versions", "no-versions"])
-def test_a_check_that_asked_first_and_writes_last_does_not_bring_back_the_older_record(versioned):
+def test_a_check_that_asked_first_and_writes_last_does_not_bring_back_the_older_record(store, versioned):
     # The Health Kit had the person red (an older record), then green again (newer). One
     # check asked while red and is answered late; another asks after, gets green and
     # writes first. The late red answer must not overwrite green (nor raise an alert).
-    url = create_database()
-    try:
-        upgrade_all(url)
-        engine = create_engine(url)
-        crypto = Crypto(CFG)
-        ref = _known_green_person(engine, crypto, "先问后写", datetime.now(timezone.utc) - timedelta(minutes=5))
-        red_at = datetime.now(timezone.utc) - timedelta(minutes=1)
-        green_at = red_at + timedelta(seconds=30)
-        held = HeldHealthKit("red", red_at if versioned else None, threading.Event())
-        late: dict = {}
+    crypto = Crypto(CFG)
+    ref = _known_green_person(store, crypto, "先问后写", datetime.now(timezone.utc) - timedelta(minutes=5))
+    red_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    green_at = red_at + timedelta(seconds=30)
+    late = HealthKitAnswer("red", red_at if versioned else None, threading.Event())
+    meanwhile = HealthKitAnswer("green", green_at if versioned else None)
+    assert _asked_first_answered_last(store, crypto, ref, late, meanwhile) == 1  # compared; the newer record stands
 
-        def late_check():
-            with Session(engine) as s:
-                late["compared"] = Comparison(s, crypto, held, CFG).check_people([ref])
-                s.commit()
-
-        asked_first = threading.Thread(target=late_check)
-        asked_first.start()
-        assert held.asked.wait(10)
-        with Session(engine) as s:
-            assert Comparison(s, crypto, HeldHealthKit("green", green_at if versioned else None), CFG).check_people([ref]) == 1
-            s.commit()
-        held.go.set()
-        asked_first.join(10)
-        assert not asked_first.is_alive()
-        assert late["compared"] == 1  # it was compared; the newer record stands
-
-        with Session(engine) as s:
-            snapshot = s.get(models.Snapshot, ref)
-            assert snapshot.code_status == "green"
-            assert _status_changes(s) == 0
-            assert s.scalar(select(func.count()).select_from(models.Alert)) == 0
-        engine.dispose()
-    finally:
-        drop_database(url)
+    with Session(store) as s:
+        assert s.get(models.Snapshot, ref).code_status == "green"
+        assert _status_changes(s) == 0
+        assert s.scalar(select(func.count()).select_from(models.Alert)) == 0
 
 
-def test_the_newer_record_wins_even_when_it_was_asked_for_first():
+def test_the_newer_record_wins_even_when_it_was_asked_for_first(store):
     # Where the Health Kit versions its records, the version decides, not who asked first:
     # a check that asked first but was answered with the newer record (green) still
     # overwrites the older (red) one another check wrote meanwhile.
-    url = create_database()
-    try:
-        upgrade_all(url)
-        engine = create_engine(url)
-        crypto = Crypto(CFG)
-        ref = _known_green_person(engine, crypto, "后答新", datetime.now(timezone.utc) - timedelta(minutes=5))
-        red_at = datetime.now(timezone.utc) - timedelta(minutes=1)
-        held = HeldHealthKit("green", red_at + timedelta(seconds=30), threading.Event())
+    crypto = Crypto(CFG)
+    ref = _known_green_person(store, crypto, "后答新", datetime.now(timezone.utc) - timedelta(minutes=5))
+    red_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    late = HealthKitAnswer("green", red_at + timedelta(seconds=30), threading.Event())
+    _asked_first_answered_last(store, crypto, ref, late, HealthKitAnswer("red", red_at))
 
-        def answered_late_with_the_newer_record():
-            with Session(engine) as s:
-                Comparison(s, crypto, held, CFG).check_people([ref])
-                s.commit()
-
-        asked_first = threading.Thread(target=answered_late_with_the_newer_record)
-        asked_first.start()
-        assert held.asked.wait(10)
-        with Session(engine) as s:
-            Comparison(s, crypto, HeldHealthKit("red", red_at), CFG).check_people([ref])
-            s.commit()
-        held.go.set()
-        asked_first.join(10)
-        assert not asked_first.is_alive()
-
-        with Session(engine) as s:
-            assert s.get(models.Snapshot, ref).code_status == "green"
-            assert _status_changes(s) == 2  # green -> red, then red -> green
-        engine.dispose()
-    finally:
-        drop_database(url)
+    with Session(store) as s:
+        assert s.get(models.Snapshot, ref).code_status == "green"
+        assert _status_changes(s) == 2  # green -> red, then red -> green

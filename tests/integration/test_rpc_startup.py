@@ -12,23 +12,15 @@ import pytest
 import requests
 from nameko.web.handlers import http
 
-from shared.rpc import Rpc, rpc
+from shared.rpc import Rpc
 from tests.integration.support import ServiceProcess, fresh_bus, wait_for
 
 CALL_TIMEOUT = 3.0
 
 
-class EchoService:
-    name = "startup_echo"
-
-    @rpc
-    def echo(self, value):
-        return {"echo": value}
-
-
 class FrontService:
     name = "startup_front"
-    echo_service = Rpc("startup_echo", timeout=CALL_TIMEOUT)
+    echo_service = Rpc("probe_echo", timeout=CALL_TIMEOUT)  # tests.integration.test_rpc's
 
     @http("GET", "/echo")
     def echo(self, request):
@@ -48,10 +40,10 @@ def bus():
 
 
 def test_the_first_requests_after_start_are_answered_at_once(bus, tmp_path):
-    echo = ServiceProcess("tests.integration.test_rpc_startup:EchoService", {"AMQP_URI": bus.uri},
+    echo = ServiceProcess("tests.integration.test_rpc:EchoService", {"AMQP_URI": bus.uri},
                           {"AMQP_URI": bus.uri}, tmp_path).start()
     try:
-        wait_for(lambda: echo.check_alive() and (bus.queue_counts("rpc-startup_echo") or (0, 0))[1] >= 1,
+        wait_for(lambda: echo.check_alive() and (bus.queue_counts("rpc-probe_echo") or (0, 0))[1] >= 1,
                  timeout=20, what="the echo service")
         for attempt in range(5):
             port = _free_port()
