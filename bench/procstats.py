@@ -26,14 +26,18 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds ``pid`` has used (None if it is gone)."""
+def cpu_seconds(pid: int, children: bool = False) -> float | None:
+    """User + system CPU seconds ``pid`` has used (None if it is gone); with
+    ``children``, also what its ended children used once it reaped them."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / TICKS
 
 
 def _infra_pids() -> dict[str, list[int]]:
@@ -71,7 +75,9 @@ class CpuMeter:
     def _sample(self) -> dict:
         sample = {name: cpu_seconds(proc.pid) for name, proc in self.processes.items()}
         for label, pids in _infra_pids().items():
-            sample[label] = sum(filter(None, (cpu_seconds(p) for p in pids)))
+            # per process, children included: PostgreSQL forks a backend per connection,
+            # and what one used before it ended is then in the postmaster's children
+            sample[label] = {p: cpu_seconds(p, children=True) for p in pids}
         usage = resource.getrusage(resource.RUSAGE_SELF)
         sample["bench-client"] = usage.ru_utime + usage.ru_stime
         sample["_system"] = _system_busy()
@@ -89,7 +95,11 @@ class CpuMeter:
         for name, value in end.items():
             if name.startswith("_") or value is None or self._start.get(name) is None:
                 continue
-            used = max(0.0, value - self._start[name])
+            if isinstance(value, dict):  # by pid: those started meanwhile count in full
+                before = self._start[name]
+                used = sum(max(0.0, v - (before.get(pid) or 0.0)) for pid, v in value.items() if v is not None)
+            else:
+                used = max(0.0, value - self._start[name])
             per_process[name] = {"cpu_s": round(used, 2), "cores": round(used / wall, 2) if wall else 0.0}
         cpus = os.cpu_count() or 1
         accounted = sum(p["cores"] for p in per_process.values())
