@@ -9,10 +9,11 @@ callback before the first connection.
 
 from __future__ import annotations
 
+import time
 import weakref
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session
 
 from shared.config import settings
@@ -37,18 +38,51 @@ def make_green() -> None:
         pass
 
 
-def make_engine(url: str | None = None, pool_size: int = 5, max_overflow: int = 5) -> Engine:
-    """An engine with a pool. Connections past ``pool_size`` (the overflow) are closed
-    when returned, so under sustained load each costs a new PostgreSQL backend: size
-    the pool for the load a process usually has."""
+# A pooled connection idle longer than this is pinged before use (see make_engine).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def make_engine(
+    url: str | None = None, pool_size: int = 5, max_overflow: int = 0,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+) -> Engine:
+    """An engine with a pool of ``pool_size`` connections. With no overflow (the
+    default) a worker past that waits for a connection instead of opening a PostgreSQL
+    backend that is closed again when returned: under sustained load that churn cost a
+    fork and a cold backend per transaction or two.
+
+    A connection idle more than ``ping_after_idle`` seconds is pinged when checked out
+    and replaced if the server has gone (restarted, or ended it). One used moments ago
+    is not: under load that ping was a round trip before every transaction. If the
+    server went in that moment, the statement fails once and SQLAlchemy renews the pool.
+    """
     make_green()
-    return create_engine(
+    engine = create_engine(
         url or settings().database_url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError() from error  # the pool connects afresh
+            raise
 
 
 def array_literal(values) -> str:

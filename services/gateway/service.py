@@ -49,7 +49,7 @@ def dev_outbox():
     if _dev_outbox is None:
         from shared.sms.dev_outbox import DevOutbox
 
-        _dev_outbox = DevOutbox(make_engine(pool_size=4, max_overflow=2))
+        _dev_outbox = DevOutbox(make_engine(pool_size=6))
     return _dev_outbox
 
 
