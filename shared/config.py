@@ -83,6 +83,7 @@ class Settings:
     gateway_tls_cert: str
     gateway_tls_key: str
     session_cache_seconds: float
+    join_info_cache_seconds: float
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -186,6 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             gateway_tls_cert=env.get("GATEWAY_TLS_CERT", ""),
             gateway_tls_key=env.get("GATEWAY_TLS_KEY", ""),
             session_cache_seconds=float(env.get("SESSION_CACHE_SECONDS", "10")),
+            join_info_cache_seconds=float(env.get("JOIN_INFO_CACHE_SECONDS", "10")),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

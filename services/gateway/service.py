@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from services.gateway import exports
 from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
+from services.gateway.join_infos import JoinInfoCacheProvider
 from services.gateway.pages import page
 from services.gateway.sessions import SessionCacheProvider
 from services.gateway.tls import http
@@ -62,6 +63,7 @@ class GatewayService:
     healthsync = Rpc("healthsync")
     waiter = WaiterProvider()
     sessions = SessionCacheProvider()
+    join_infos = JoinInfoCacheProvider()
     heap = SettledHeap()
 
     # -- events that end a wait ---------------------------------------------------
@@ -80,6 +82,7 @@ class GatewayService:
 
     @_broadcast("org", "ledger_closed")
     def on_ledger_closed(self, payload):
+        self.join_infos.forget_ledger(payload["data"]["ledger_id"])
         self.waiter.deliver(("ledger_closed", payload["data"]["ledger_id"]), payload["data"])
 
     @_broadcast("org", "admin_added")
@@ -88,7 +91,12 @@ class GatewayService:
         if data.get("admin_id"):
             self.waiter.deliver(("admin", data["admin_id"]), data)
         if data["role"] == "owner":
+            self.join_infos.forget_ledger(data["ledger_id"])
             self.waiter.deliver(("owner_changed", data["ledger_id"]), data)
+
+    @_broadcast("org", "qr_rotated")
+    def on_qr_rotated(self, payload):
+        self.join_infos.forget_ledger(payload["data"]["ledger_id"])
 
     @_broadcast("member", "joined")
     def on_member_joined(self, payload):
@@ -163,6 +171,7 @@ class GatewayService:
     @endpoint
     def rotate_qr(self, request, ledger_id):
         link = self.org.rotate_qr(ledger_id, self._person(request))
+        self.join_infos.forget_ledger(ledger_id)
         return {**link, "url": join_url(link["token"])}
 
     @http("POST", "/api/ledgers/<ledger_id>/close")
@@ -176,7 +185,10 @@ class GatewayService:
     @http("GET", "/api/join/<token>")
     @endpoint
     def join_info(self, request, token):
-        info = self.org.join_info(token)
+        info = self.join_infos.get(token)
+        if info is None:
+            info = self.org.join_info(token)
+            self.join_infos.put(token, info)
         return {**info, "consent": {"version": CONSENT_VERSION, "text": CONSENT_TEXT}}
 
     @http("POST", "/api/join/<token>")

@@ -6,40 +6,30 @@ logging out through this instance forgets it at once. Tokens are kept only as ha
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import OrderedDict
 
 from nameko.extensions import DependencyProvider
+
+from services.gateway.expiring import Expiring
 
 MAX_ENTRIES = 50_000
 
 
 class SessionCache:
     def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._entries = Expiring(ttl, MAX_ENTRIES)
 
     @staticmethod
     def _key(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
     def get(self, token: str) -> str | None:
-        entry = self._entries.get(self._key(token))
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
+        return self._entries.get(self._key(token))
 
     def put(self, token: str, person_ref: str) -> None:
-        if self.ttl <= 0:
-            return
-        key = self._key(token)
-        self._entries[key] = (time.monotonic() + self.ttl, person_ref)
-        self._entries.move_to_end(key)
-        while len(self._entries) > MAX_ENTRIES:
-            self._entries.popitem(last=False)
+        self._entries.put(self._key(token), person_ref)
 
     def forget(self, token: str) -> None:
-        self._entries.pop(self._key(token), None)
+        self._entries.pop(self._key(token))
 
 
 class SessionCacheProvider(DependencyProvider):

@@ -172,6 +172,23 @@ def test_one_person_may_belong_to_many_ledgers(api, ledger):
     assert names == ["幸福里社区", "朝阳区第一小学"]
 
 
+def test_a_crowd_scanning_one_link_costs_org_one_call_and_a_rotation_shows_at_once(api, running, ledger):
+    def calls_with(token: str) -> int:  # RPC requests on the bus that carry the link
+        return sum(1 for body in running.capture.drain() if token.encode() in body and b'"args"' in body)
+
+    token = ledger["token"]
+    running.capture.drain()
+    assert api.get(f"/api/join/{token}").status_code == 200
+    assert calls_with(token) <= 1  # the first look (an earlier one may be remembered)
+    for _ in range(5):
+        info = api.get(f"/api/join/{token}")
+        assert info.status_code == 200 and info.json()["ledger_id"] == ledger["id"]
+    assert calls_with(token) == 0
+    rotated = api.post(f"/api/ledgers/{ledger['id']}/qr/rotate", token=ledger["admin_token"]).json()["token"]
+    assert api.get(f"/api/join/{token}").status_code == 404
+    assert api.get(f"/api/join/{rotated}").status_code == 200
+
+
 def test_rotated_or_tampered_links_are_refused(api, running, ledger):
     version = "SELECT qr_version FROM member.ledgers WHERE ledger_id = %s"
     before = sql(running, version, ledger["id"])[0][0]

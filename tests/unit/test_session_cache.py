@@ -16,7 +16,7 @@ def test_a_confirmed_session_is_remembered_until_its_time_is_up():
 def test_logging_out_forgets_at_once_and_tokens_are_not_kept_in_clear():
     cache = SessionCache(ttl=60)
     cache.put("token-2", "ref-2")
-    assert "token-2" not in str(cache._entries)
+    assert "token-2" not in str(cache._entries._entries)
     cache.forget("token-2")
     assert cache.get("token-2") is None
 
