@@ -312,8 +312,30 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
             "p99_per_step": step_checks,
         },
         "cpu": {"reference_phase": ref_cpu, "join_phase": join_cpu},
+        "cpu_ms_per_join": cpu_per_join(join_cpu, joins_per_s),
         "postgres_connections": {"reference_phase": ref_connections, "join_phase": join_connections},
         "database_after": db,
+    }
+
+
+def cpu_per_join(cpu: dict, joins_per_s: float) -> dict | None:
+    """CPU milliseconds each completed join cost, by process (the load generator and
+    other programs left out), and what that means for the throughput target."""
+    if not joins_per_s or not cpu.get("processes"):
+        return None
+    by_process = {
+        name: round(p["cores"] / joins_per_s * 1000, 1)
+        for name, p in cpu["processes"].items()
+        if name not in ("bench-client", "other (not this run)") and p.get("cores")
+    }
+    total = sum(by_process.values())
+    cpus = cpu.get("cpus") or 1
+    return {
+        "total_ms": round(total, 1),
+        "by_process": dict(sorted(by_process.items(), key=lambda kv: -kv[1])),
+        "cpus": cpus,
+        "joins_per_s_at_this_cost": round(cpus * 1000 / total, 1) if total else None,
+        "budget_ms_for_target": round(cpus * 1000 / TARGET_JOINS_PER_S, 1),
     }
 
 
@@ -364,6 +386,14 @@ def print_report(result: dict) -> None:
             f"{j['completed']} completed: the gateway waited its full WAIT_SECONDS for the events. With more "
             "requests in flight than the gateway's MAX_WORKERS, waiting requests hold every worker and the event "
             "handlers that would wake them queue behind them (try MAX_WORKERS=200 make bench to compare)."
+        )
+    per_join = result.get("cpu_ms_per_join")
+    if per_join:
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in per_join["by_process"].items())
+        print(
+            f"CPU per completed join: {per_join['total_ms']:.1f} ms ({parts}); {per_join['cpus']} CPUs give at most "
+            f"{per_join['joins_per_s_at_this_cost']:.0f} joins/s at this cost, {TARGET_JOINS_PER_S:g}/s needs "
+            f"≤ {per_join['budget_ms_for_target']:.1f} ms"
         )
     print(f"database after the run: {result['database_after']}")
     for phase, c in result["postgres_connections"].items():
