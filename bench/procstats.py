@@ -98,6 +98,8 @@ class CpuMeter:
             if isinstance(value, dict):  # by pid: those started meanwhile count in full
                 before = self._start[name]
                 used = sum(max(0.0, v - (before.get(pid) or 0.0)) for pid, v in value.items() if v is not None)
+                # one that ended is now in its parent's reaped time with all it ever used
+                used = max(0.0, used - sum(v or 0.0 for pid, v in before.items() if pid not in value))
             else:
                 used = max(0.0, value - self._start[name])
             per_process[name] = {"cpu_s": round(used, 2), "cores": round(used / wall, 2) if wall else 0.0}

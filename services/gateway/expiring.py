@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
+
+from nameko.extensions import DependencyProvider
 
 
 class Expiring:
@@ -40,3 +42,17 @@ class Expiring:
     def keys_where(self, matches) -> list:
         """The keys whose value ``matches(value)``."""
         return [key for key, (_, value) in self._entries.items() if matches(value)]
+
+
+class Memory(DependencyProvider):
+    """One memory per service process, made by ``make()`` at setup and shared by its
+    workers (e.g. ``Memory(lambda: SessionCache(settings().session_cache_seconds))``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+    def setup(self) -> None:
+        self.memory = self.make()
+
+    def get_dependency(self, worker_ctx) -> Any:
+        return self.memory

@@ -9,8 +9,6 @@ valid link is kept; whether someone may join is decided by the member service.""
 
 from __future__ import annotations
 
-from nameko.extensions import DependencyProvider
-
 from services.gateway.expiring import Expiring
 
 MAX_ENTRIES = 10_000
@@ -30,12 +28,3 @@ class JoinInfoCache:
         for token in self._entries.keys_where(lambda info: info.get("ledger_id") == ledger_id):
             self._entries.pop(token)
 
-
-class JoinInfoCacheProvider(DependencyProvider):
-    def setup(self) -> None:
-        from shared.config import settings
-
-        self.cache = JoinInfoCache(settings().join_info_cache_seconds)
-
-    def get_dependency(self, worker_ctx) -> JoinInfoCache:
-        return self.cache

@@ -13,20 +13,21 @@ from werkzeug.wrappers import Response
 
 from services.gateway import exports
 from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
-from services.gateway.join_infos import JoinInfoCacheProvider
+from services.gateway.expiring import Memory
+from services.gateway.join_infos import JoinInfoCache
 from services.gateway.pages import page
-from services.gateway.sessions import SessionCacheProvider
+from services.gateway.sessions import SessionCache
 from services.gateway.tls import http
 from services.gateway.waiter import WaiterProvider
 from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
-from shared.db import make_engine
 from shared.errors import IdentityRejected, InvalidInput, NotFound
 from shared.health import rule_labels
 from shared.heap import SettledHeap
 from shared.ledger_filters import described, needs_health, parse_filters
 from shared.rpc import Rpc
+from shared.sms import sms_sender
 from shared.validation import validate_fields, validate_phone
 
 JOIN_FIELDS = ("name", "id_type", "id_number", "phone", "consent", "consent_version")
@@ -42,18 +43,6 @@ def _broadcast(source: str, event: str):
     return event_handler(source, event, handler_type=BROADCAST, reliable_delivery=False)
 
 
-_dev_outbox = None
-
-
-def dev_outbox():
-    global _dev_outbox
-    if _dev_outbox is None:
-        from shared.sms.dev_outbox import DevOutbox
-
-        _dev_outbox = DevOutbox(make_engine(pool_size=6))
-    return _dev_outbox
-
-
 class GatewayService:
     name = "gateway"
 
@@ -62,8 +51,8 @@ class GatewayService:
     member = Rpc("member")
     healthsync = Rpc("healthsync")
     waiter = WaiterProvider()
-    sessions = SessionCacheProvider()
-    join_infos = JoinInfoCacheProvider()
+    sessions = Memory(lambda: SessionCache(settings().session_cache_seconds))
+    join_infos = Memory(lambda: JoinInfoCache(settings().join_info_cache_seconds))
     heap = SettledHeap()
 
     # -- events that end a wait ---------------------------------------------------
@@ -484,8 +473,8 @@ class GatewayService:
         phone = request.args.get("phone")
         if phone:
             phone = validate_fields({"phone": phone}, {"phone": validate_phone})["phone"]
-            return {"items": dev_outbox().messages_for(phone)}
-        return {"items": dev_outbox().latest()}
+            return {"items": sms_sender().messages_for(phone)}
+        return {"items": sms_sender().latest()}
 
     @http("GET", "/api/ping")
     @endpoint

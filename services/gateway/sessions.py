@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 
-from nameko.extensions import DependencyProvider
-
 from services.gateway.expiring import Expiring
 
 MAX_ENTRIES = 50_000
@@ -31,12 +29,3 @@ class SessionCache:
     def forget(self, token: str) -> None:
         self._entries.pop(self._key(token))
 
-
-class SessionCacheProvider(DependencyProvider):
-    def setup(self) -> None:
-        from shared.config import settings
-
-        self.cache = SessionCache(settings().session_cache_seconds)
-
-    def get_dependency(self, worker_ctx) -> SessionCache:
-        return self.cache

@@ -90,13 +90,13 @@ def sms_sender(settings: "Settings | None" = None) -> SmsSender:
     from shared.sms.dev_outbox import DevOutbox
 
     s = settings or load()
-    if not s.is_dev:
-        log.warning("no SMS provider is configured: messages go to the dev outbox (sms_dev)")
     cache_key = (s.database_url, s.blind_index_key)
     sender = _senders.get(cache_key)
     if sender is None:
         from shared.db import make_engine
 
-        sender = DevOutbox(make_engine(s.database_url, pool_size=4), key=s.blind_index_key)
+        if not s.is_dev:
+            log.warning("no SMS provider is configured: messages go to the dev outbox (sms_dev)")
+        sender = DevOutbox(make_engine(s.database_url, pool_size=6), key=s.blind_index_key)
         _senders[cache_key] = sender
     return sender
