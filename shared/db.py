@@ -44,7 +44,7 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 def make_engine(
     url: str | None = None, pool_size: int = 5, max_overflow: int = 0,
-    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS, autocommit: bool = False, **options,
 ) -> Engine:
     """An engine with a pool of ``pool_size`` connections. With no overflow (the
     default) a worker past that waits for a connection instead of opening a PostgreSQL
@@ -55,6 +55,12 @@ def make_engine(
     and replaced if the server has gone (restarted, or ended it). One used moments ago
     is not: under load that ping was a round trip before every transaction. If the
     server went in that moment, the statement fails once and SQLAlchemy renews the pool.
+
+    ``autocommit=True`` is for a store used one statement at a time (a dev outbox, the
+    simulator's reads): each statement is its own transaction, so it costs one round
+    trip instead of three (BEGIN, the statement, COMMIT or ROLLBACK). The connections
+    stay in that mode for good: an autocommit *option* on a shared pool would be reset
+    with a statement at every return.
     """
     make_green()
     engine = create_engine(
@@ -62,6 +68,8 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+        **options,
     )
     _ping_when_idle(engine, ping_after_idle)
     return engine

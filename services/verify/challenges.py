@@ -16,7 +16,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.orm import Session
 
 from services.verify.models import Challenge, Identity, SmsSend, UserSession
@@ -209,18 +209,25 @@ class Challenges:
     # -- codes --------------------------------------------------------------------
 
     def _check_caps(self, phone_index: str, client: str) -> None:
+        """Both daily caps in one statement; each count stops at its cap, so it costs
+        no more however many codes an address (a busy office's NAT) asked for today."""
         since = now() - timedelta(days=1)
-        sent_to_phone = self.session.scalar(
-            select(func.count()).select_from(SmsSend).where(SmsSend.phone_index == phone_index, SmsSend.sent_at > since)
-        )
-        if sent_to_phone >= self.cfg.sms_daily_cap_per_phone:
-            raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
-        if client:
-            sent_from_client = self.session.scalar(
-                select(func.count()).select_from(SmsSend).where(SmsSend.client == client, SmsSend.sent_at > since)
+
+        def sends_up_to(cap: int, *where):
+            capped = select(SmsSend.id).where(SmsSend.sent_at > since, *where).limit(cap).subquery()
+            return select(func.count()).select_from(capped).scalar_subquery()
+
+        phone_cap, client_cap = self.cfg.sms_daily_cap_per_phone, self.cfg.sms_daily_cap_per_client
+        sent_to_phone, sent_from_client = self.session.execute(
+            select(
+                sends_up_to(phone_cap, SmsSend.phone_index == phone_index),
+                sends_up_to(client_cap, SmsSend.client == client) if client else literal(0),
             )
-            if sent_from_client >= self.cfg.sms_daily_cap_per_client:
-                raise RateLimited("Too many codes were requested from this address today; try again tomorrow.")
+        ).one()
+        if sent_to_phone >= phone_cap:
+            raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
+        if sent_from_client >= client_cap:
+            raise RateLimited("Too many codes were requested from this address today; try again tomorrow.")
 
     def _send_code(self, challenge: Challenge, phone: str, deliver: bool = True) -> None:
         self._check_caps(challenge.phone_index, challenge.client)

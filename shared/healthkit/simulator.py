@@ -249,8 +249,10 @@ class HealthKitSimulator:
         create_schema: bool = True,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        reads: Engine | None = None,
     ) -> None:
         self.engine = engine
+        self.reads = reads or engine  # one-statement reads; writes go through ``engine``
         if create_schema:
             ensure_schema(engine)
         self._lock = threading.Lock()
@@ -383,7 +385,7 @@ class HealthKitSimulator:
             phone = validate_phone(data["phone"])
         except FieldError:
             phone = data["phone"].strip()  # cannot be anyone's phone: a mismatch
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = (
                 conn.execute(
                     sa.select(residents.c.id_type, residents.c.name, residents.c.phone).where(
@@ -422,7 +424,7 @@ class HealthKitSimulator:
         query = sa.select(*RECORD_COLUMNS).where(
             residents.c.id_number == sa.any_(sa.cast(sa.literal(array_literal(unique)), postgresql.ARRAY(sa.Text)))
         )
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return _json({"records": [record_from_row(row).to_dict() for row in rows]})
 
@@ -437,7 +439,7 @@ class HealthKitSimulator:
             .order_by(changes.c.seq)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(query).mappings().all()
         items = [
             {
@@ -452,7 +454,7 @@ class HealthKitSimulator:
     # -- residents (simulator only) ---------------------------------------------------------
 
     def on_get_resident(self, request: Request, id_number: str) -> Response:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = (
                 conn.execute(
                     sa.select(residents).where(
@@ -569,7 +571,7 @@ class HealthKitSimulator:
     # -- health ---------------------------------------------------------------------------------
 
     def on_health(self, request: Request) -> Response:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             count = conn.execute(sa.select(sa.func.count()).select_from(residents)).scalar_one()
         return _json({"ok": True, "residents": count})
 
@@ -626,20 +628,15 @@ def create_server(app: HealthKitSimulator, host: str = "127.0.0.1", port: int = 
     return make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
 
 
-def make_store_engine(database_url: str, pool_size: int = 10) -> Engine:
+def make_store_engine(database_url: str, pool_size: int = 10, autocommit: bool = False) -> Engine:
     """The simulator's engine: a pool of ``pool_size`` (+ as many overflow), and SQL
     parameters hidden from error texts (they would hold ID numbers). Cooperative under
-    eventlet when the process is monkey-patched."""
-    from shared.db import make_green
+    eventlet when the process is monkey-patched. ``autocommit`` for the reads engine:
+    every read is one statement, which needs no BEGIN and ROLLBACK around it."""
+    from shared.db import make_engine
 
-    make_green()
-    return sa.create_engine(
-        database_url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_timeout=30,
-        pool_pre_ping=True,
-        hide_parameters=True,
+    return make_engine(
+        database_url, pool_size, max_overflow=pool_size, autocommit=autocommit, pool_timeout=30, hide_parameters=True
     )
 
 
@@ -655,6 +652,7 @@ def serve(settings: "Settings | None" = None) -> None:
 
     s = settings or load()
     engine = make_store_engine(s.database_url, pool_size=5)
+    reads = make_store_engine(s.database_url, pool_size=5, autocommit=True)
     ensure_schema(engine)
     if s.demo_residents > 0:
         added = seed_if_empty(engine, s.demo_residents)
@@ -665,6 +663,7 @@ def serve(settings: "Settings | None" = None) -> None:
         latency_ms=s.sim_latency_ms,
         failure_rate=s.sim_failure_rate,
         create_schema=False,
+        reads=reads,
     )
     host, port = parse_address(s.healthkit_sim_address)
     server = create_server(app, host, port)
@@ -679,3 +678,4 @@ def serve(settings: "Settings | None" = None) -> None:
     finally:
         server.server_close()
         engine.dispose()
+        reads.dispose()

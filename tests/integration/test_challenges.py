@@ -171,6 +171,23 @@ def test_the_daily_cap_per_phone(world):
     assert session.query(SmsSend).filter(SmsSend.phone_index == Crypto(CFG).phone_index(data["phone"])).count() == 3
 
 
+def test_the_daily_cap_per_client_address(world):
+    _, kit, sms, session = world
+    cfg = load_settings({"SMS_DAILY_CAP_PER_PHONE": "3", "SMS_DAILY_CAP_PER_CLIENT": "4"})
+    challenges = Challenges(session, Crypto(cfg), kit, sms, cfg)
+    client, other = f"203.0.113.{uuid.uuid4().int % 250}:{uuid.uuid4().int % 60000}", "198.51.100.7:1"
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    for challenge_id in ids:  # different people, one address
+        challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), applicant(kit), client)
+        session.commit()
+    reasons = [session.get(Challenge, challenge_id).reason for challenge_id in ids]
+    assert reasons == [None] * 4 + ["rate_limited"] * 2
+    elsewhere = str(uuid.uuid4())
+    challenges.start_identity(elsewhere, "join", str(uuid.uuid4()), applicant(kit), other)
+    session.commit()
+    assert session.get(Challenge, elsewhere).status == "code_sent"
+
+
 def test_sessions_end_when_idle_or_revoked(world):
     challenges, kit, sms, session = world
     token = challenges.open_session("ref-1")

@@ -74,3 +74,28 @@ def test_a_checkout_past_the_pool_waits_for_a_returned_connection(database_url):
         held.pop().close()
     finally:
         engine.dispose()
+
+
+def _two_reads_of_now(engine):
+    with engine.connect() as conn:
+        first = conn.execute(sa.text("SELECT now()")).scalar()
+        time.sleep(0.01)
+        return first, conn.execute(sa.text("SELECT now()")).scalar()
+
+
+def test_an_autocommit_engine_runs_each_statement_as_its_own_transaction_for_good(database_url):
+    # now() is the transaction's start: one value within a transaction, a new one per
+    # statement in autocommit, and the connection stays so when it comes back from the pool
+    plain = make_engine(database_url, pool_size=1)
+    single = make_engine(database_url, pool_size=1, autocommit=True)
+    try:
+        first, second = _two_reads_of_now(plain)
+        assert first == second
+        for _ in range(2):
+            first, second = _two_reads_of_now(single)
+            assert second > first
+        with single.connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit
+    finally:
+        plain.dispose()
+        single.dispose()

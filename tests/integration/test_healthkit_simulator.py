@@ -51,7 +51,8 @@ def new_phone() -> str:
 @pytest.fixture(scope="module")
 def sim(database_url):
     engine = make_store_engine(database_url)
-    app = HealthKitSimulator(engine)
+    reads = make_store_engine(database_url, autocommit=True)  # as serve() runs it
+    app = HealthKitSimulator(engine, reads=reads)
     server = create_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -63,6 +64,7 @@ def sim(database_url):
     server.server_close()
     thread.join(5)
     engine.dispose()
+    reads.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -164,11 +166,11 @@ def test_bulk_status_is_one_sql_statement_for_a_thousand_ids(kit, sim):
     def count(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
-    sa.event.listen(sim.engine, "before_cursor_execute", count)
+    sa.event.listen(sim.app.reads, "before_cursor_execute", count)
     try:
         records = kit.bulk_status(ids)
     finally:
-        sa.event.remove(sim.engine, "before_cursor_execute", count)
+        sa.event.remove(sim.app.reads, "before_cursor_execute", count)
     assert set(records) == set(known)
     assert len([s for s in statements if "residents" in s]) == 1
     assert "ANY" in statements[-1].upper()

@@ -111,6 +111,8 @@ def test_sms_sender_gives_the_dev_outbox(config):
     assert sms_sender(config) is sender
     sender.send(OTHER, "verification_code", code_params("424242"))
     assert "424242" in sender.messages_for(OTHER)[0]["text"]
+    with sender.engine.connect() as conn:  # one statement per send or read: no BEGIN/COMMIT around it
+        assert conn.connection.dbapi_connection.autocommit
 
 
 def test_cli_prints_masked_messages(outbox, database_url):
