@@ -9,7 +9,7 @@ valid link is kept; whether someone may join is decided by the member service.""
 
 from __future__ import annotations
 
-from services.gateway.expiring import Expiring
+from shared.expiring import Expiring
 
 MAX_ENTRIES = 10_000
 

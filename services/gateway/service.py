@@ -13,7 +13,6 @@ from werkzeug.wrappers import Response
 
 from services.gateway import exports
 from services.gateway.api import bearer_token, body_of, client_of, endpoint, json_response
-from services.gateway.expiring import Memory
 from services.gateway.join_infos import JoinInfoCache
 from services.gateway.pages import page
 from services.gateway.sessions import SessionCache
@@ -23,6 +22,7 @@ from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
 from shared.errors import IdentityRejected, InvalidInput, NotFound
+from shared.expiring import Memory
 from shared.health import rule_labels
 from shared.heap import SettledHeap
 from shared.ledger_filters import described, needs_health, parse_filters

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from services.gateway.expiring import Expiring
+from shared.expiring import Expiring
 
 MAX_ENTRIES = 50_000
 

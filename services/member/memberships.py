@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.member.live_counts import LiveCounts
 from services.member.models import AccessRecord, LedgerAdmin, LedgerKey, LedgerView, Membership, Reminder
 from shared import join_links
 from shared.consent import CONSENT_VERSION
@@ -130,12 +131,14 @@ def _cipher(session: Session, crypto: Crypto, ledger_id: str):
 
 
 def request_join(
-    session: Session, crypto: Crypto, qr_key: bytes, token: str, body: dict, client: str = "", ask_org=None
+    session: Session, crypto: Crypto, qr_key: bytes, token: str, body: dict, client: str = "", ask_org=None,
+    live_counts: LiveCounts | None = None,
 ) -> dict:
     """A pending membership and ``member.join_requested``, in one transaction.
 
     ``ask_org(token)`` answers for a genuine token whose ledger the projection has not
-    heard of yet (activated a moment ago)."""
+    heard of yet (activated a moment ago). ``live_counts`` is the process's memory of
+    ledger counts for the member cap (without it every join counts)."""
     found = join_links.read_token(qr_key, token)
     if found and ask_org is not None and session.get(LedgerView, found[0]) is None:
         info = ask_org(token)
@@ -162,12 +165,14 @@ def request_join(
         # an earlier attempt that was never confirmed: this one replaces it
         session.delete(existing)
         session.flush()
-    count = session.scalar(
-        select(func.count()).select_from(Membership).where(
-            Membership.ledger_id == ledger.ledger_id, Membership.status.in_(LIVE)
+    def count_live() -> int:
+        return session.scalar(
+            select(func.count()).select_from(Membership).where(
+                Membership.ledger_id == ledger.ledger_id, Membership.status.in_(LIVE)
+            )
         )
-    )
-    if count >= ledger.member_cap:
+
+    if (live_counts or LiveCounts(seconds=0)).full(ledger.ledger_id, ledger.member_cap, count_live):
         raise Conflict("This ledger is full.", details={"reason": "ledger_full"})
     cipher = _cipher(session, crypto, ledger.ledger_id)
     membership_id, challenge_id = str(uuid.uuid4()), str(uuid.uuid4())

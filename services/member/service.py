@@ -9,12 +9,14 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
 from services.member import memberships
+from services.member.live_counts import LiveCounts
 from services.member.models import Base  # noqa: F401 - registers the outbox tables
 from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
 from shared.db import Database
 from shared.errors import TuantibuError
+from shared.expiring import Memory
 from shared.handling import handles
 from shared.heap import SettledHeap
 from shared.outbox import OutboxRelay
@@ -43,6 +45,7 @@ class MemberService(handling.ForgetsHandledEvents):
     sms = SmsProvider()
     org = Rpc("org")
     heap = SettledHeap()
+    live_counts = Memory(LiveCounts)
 
     # -- joining ---------------------------------------------------------------------
 
@@ -50,7 +53,8 @@ class MemberService(handling.ForgetsHandledEvents):
     def request_join(self, token: str, sealed_body: str, client: str = "") -> dict:
         body = crypto().unseal("member", sealed_body)
         return memberships.request_join(
-            self.db, crypto(), settings().qr_signing_key, token, body, client, ask_org=self.org.ledger_for_join
+            self.db, crypto(), settings().qr_signing_key, token, body, client, ask_org=self.org.ledger_for_join,
+            live_counts=self.live_counts,
         )
 
     @handles("verify.identity_verified", when=lambda d: d["purpose"] == "join")

@@ -1,5 +1,6 @@
-"""A bounded map whose entries expire: the gateway's short memories (sessions, join
-links) are built on it."""
+"""A bounded map whose entries expire, and a provider that gives a service process one
+memory: the gateway's short memories (sessions, join links) and the member service's
+ledger counts are built on them."""
 
 from __future__ import annotations
 
