@@ -121,10 +121,18 @@ def ledger_closed(session: Session, ledger_id: str) -> None:
     )
 
 
-def _cipher(session: Session, crypto: Crypto, ledger_id: str):
-    """The cipher of the ledger's member-data key; None once the ledger closed."""
-    key = session.get(LedgerKey, ledger_id)
-    return crypto.open_data_key(f"member-ledger:{ledger_id}", key.wrapped_key) if key else None
+def _open_ledger(session: Session, crypto: Crypto, ledger_id: str):
+    """The ledger and the cipher of its member-data key, in one query: (None, None) if
+    unknown; the cipher is None once the ledger closed."""
+    row = session.execute(
+        select(LedgerView, LedgerKey.wrapped_key)
+        .outerjoin(LedgerKey, LedgerKey.ledger_id == LedgerView.ledger_id)
+        .where(LedgerView.ledger_id == ledger_id)
+    ).first()
+    if row is None:
+        return None, None
+    ledger, wrapped = row
+    return ledger, crypto.open_data_key(f"member-ledger:{ledger_id}", wrapped) if wrapped is not None else None
 
 
 # -- joining -------------------------------------------------------------------------
@@ -140,17 +148,18 @@ def request_join(
     heard of yet (activated a moment ago). ``live_counts`` is the process's memory of
     ledger counts for the member cap (without it every join counts)."""
     found = join_links.read_token(qr_key, token)
-    if found and ask_org is not None and session.get(LedgerView, found[0]) is None:
+    ledger, cipher = _open_ledger(session, crypto, found[0]) if found else (None, None)
+    if found and ledger is None and ask_org is not None:
         info = ask_org(token)
         if info["status"] == "active":
             learn_ledger(session, crypto, info)
             session.flush()
+            ledger, cipher = _open_ledger(session, crypto, found[0])
     # no lock on the ledger: joins to one ledger run side by side (the unique index keeps
     # one live membership per person); the cap may be passed by a few concurrent joins
-    ledger = session.get(LedgerView, found[0]) if found else None
     if ledger is None or ledger.qr_version != found[1]:
         raise NotFound("This join link is not valid.")
-    if ledger.status != "active":
+    if ledger.status != "active" or cipher is None:
         raise Conflict("This ledger is closed and no longer accepts members.", details={"reason": "ledger_closed"})
     a = validate_applicant(body)
     person_ref = crypto.person_ref(a["id_type"], a["id_number"])
@@ -174,7 +183,6 @@ def request_join(
 
     if (live_counts or LiveCounts(seconds=0)).full(ledger.ledger_id, ledger.member_cap, count_live):
         raise Conflict("This ledger is full.", details={"reason": "ledger_full"})
-    cipher = _cipher(session, crypto, ledger.ledger_id)
     membership_id, challenge_id = str(uuid.uuid4()), str(uuid.uuid4())
     session.add(
         Membership(
@@ -225,8 +233,7 @@ def activate(session: Session, crypto: Crypto, membership_id: str, challenge_id:
     m = session.get(Membership, membership_id, with_for_update=True)
     if m is None or m.status != "pending" or m.challenge_id != challenge_id or m.person_ref != person_ref:
         return False
-    ledger = session.get(LedgerView, m.ledger_id)
-    cipher = _cipher(session, crypto, m.ledger_id)
+    ledger, cipher = _open_ledger(session, crypto, m.ledger_id)
     if ledger is None or ledger.status != "active" or cipher is None:
         return False
     m.status = "active"
@@ -318,7 +325,7 @@ def _admin(session: Session, ledger_id: str, person_ref: str) -> tuple[LedgerVie
 
 
 def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
-    """``_admin`` and ``_cipher`` in one query: (ledger, admin, cipher or None)."""
+    """``_admin`` and the ledger's cipher in one query: (ledger, admin, cipher or None)."""
     ledger_id = _uuid(ledger_id, "ledger")
     row = session.execute(
         select(LedgerView, LedgerAdmin, LedgerKey.wrapped_key)

@@ -17,6 +17,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from services.verify.models import Challenge, Identity, SmsSend, UserSession
@@ -218,12 +219,13 @@ class Challenges:
             return select(func.count()).select_from(capped).scalar_subquery()
 
         phone_cap, client_cap = self.cfg.sms_daily_cap_per_phone, self.cfg.sms_daily_cap_per_client
-        sent_to_phone, sent_from_client = self.session.execute(
-            select(
-                sends_up_to(phone_cap, SmsSend.phone_index == phone_index),
-                sends_up_to(client_cap, SmsSend.client == client) if client else literal(0),
-            )
-        ).one()
+        with self.session.no_autoflush:  # a new challenge is inserted once, complete, with its send
+            sent_to_phone, sent_from_client = self.session.execute(
+                select(
+                    sends_up_to(phone_cap, SmsSend.phone_index == phone_index),
+                    sends_up_to(client_cap, SmsSend.client == client) if client else literal(0),
+                )
+            ).one()
         if sent_to_phone >= phone_cap:
             raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
         if sent_from_client >= client_cap:
@@ -350,15 +352,18 @@ class Challenges:
         }
 
     def _remember_identity(self, challenge: Challenge) -> None:
+        """The phone this person verified, for logins and notices (one upsert)."""
         phone = self.crypto.master.decrypt_text(challenge.phone_enc, aad=challenge.id.encode())
-        identity = self.session.get(Identity, challenge.person_ref)
-        phone_enc = self.crypto.master.encrypt_text(phone, aad=challenge.person_ref.encode())
-        if identity is None:
-            self.session.add(Identity(person_ref=challenge.person_ref, phone_index=challenge.phone_index, phone_enc=phone_enc, updated_at=now()))
-        else:
-            identity.phone_index = challenge.phone_index
-            identity.phone_enc = phone_enc
-            identity.updated_at = now()
+        values = {
+            "phone_index": challenge.phone_index,
+            "phone_enc": self.crypto.master.encrypt_text(phone, aad=challenge.person_ref.encode()),
+            "updated_at": now(),
+        }
+        self.session.execute(
+            pg_insert(Identity)
+            .values(person_ref=challenge.person_ref, **values)
+            .on_conflict_do_update(index_elements=[Identity.person_ref], set_=values)
+        )
 
     def resend(self, challenge_id: str) -> dict:
         challenge = self._get_for_update(challenge_id)

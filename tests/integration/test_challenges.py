@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 import services.org.models  # noqa: F401 - registers every outbox table
 from services.verify.challenges import Challenges
-from services.verify.models import Challenge, SmsSend
+from services.verify.models import Challenge, Identity, SmsSend
 from shared.config import load_settings
 from shared.crypto import Crypto
 from shared.errors import CodeExpired, Conflict, RateLimited, TooManyAttempts, WrongCode
@@ -186,6 +186,28 @@ def test_the_daily_cap_per_client_address(world):
     challenges.start_identity(elsewhere, "join", str(uuid.uuid4()), applicant(kit), other)
     session.commit()
     assert session.get(Challenge, elsewhere).status == "code_sent"
+
+
+def test_a_person_verified_again_with_a_new_phone_logs_in_with_the_new_one(world):
+    challenges, kit, sms, session = world
+    p = person("钟测")
+    first = {"name": p.name, "id_type": "resident_id", "id_number": p.id_number, "phone": p.phone}
+    new_phone = "139" + p.phone[3:] if not p.phone.startswith("139") else "137" + p.phone[3:]
+    for data in (first, {**first, "phone": new_phone}):
+        kit.people[p.id_number] = (p.name, data["phone"])
+        challenge_id = str(uuid.uuid4())
+        challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), data)
+        session.commit()
+        verified = challenges.confirm(challenge_id, sms.last_code())
+        session.commit()
+    crypto = Crypto(CFG)
+    rows = session.query(Identity).filter(Identity.person_ref == verified["person_ref"]).all()
+    assert [r.phone_index for r in rows] == [crypto.phone_index(new_phone)]
+    assert challenges.start_login(p.phone)["challenge_id"]  # the same answer for an unknown phone...
+    assert sms.sent[-1][0] != p.phone  # ...and no SMS to the old phone
+    challenges.start_login(new_phone)
+    session.commit()
+    assert sms.sent[-1][0] == new_phone
 
 
 def test_sessions_end_when_idle_or_revoked(world):
