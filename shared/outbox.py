@@ -5,8 +5,11 @@ the same transaction as the change. :class:`OutboxRelay` (a DependencyProvider e
 publishing service declares) publishes committed rows to the service's Nameko event
 exchange with publisher confirms, then deletes them.
 
-- Woken at once by ``NOTIFY outbox_<service>`` (sent by :func:`add_event`, delivered by
-  PostgreSQL at commit), and every ``idle_poll`` seconds as a fallback.
+- Woken at once after a commit that added events: in the service's own process
+  directly (the session's ``after_commit``), from any other process by ``NOTIFY
+  outbox_<service>`` (sent by :func:`add_event` there, delivered by PostgreSQL at
+  commit); and every ``idle_poll`` seconds as a fallback. The direct wake spares each
+  event a statement and PostgreSQL's notification round to the listener.
 - Safe with several instances: a batch runs under a transaction-level advisory lock per
   service and claims rows ``FOR UPDATE SKIP LOCKED`` in id order, so per-aggregate
   order holds and no two relays publish the same rows at once. A crash between publish
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import select
 import time
 import uuid
@@ -47,6 +51,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    event,
     func,
     text,
 )
@@ -103,6 +108,35 @@ def notify_channel(schema: str) -> str:
     return f"outbox_{schema}"
 
 
+#: the relays running in this process, by service: woken directly after a commit
+_LOCAL_RELAYS: dict[str, "OutboxRelay"] = {}
+
+
+def _wake_relay(session: Session, service: str) -> None:
+    """Wake ``service``'s relay when this transaction commits: directly if it runs in
+    this process, otherwise by NOTIFY (e.g. a command-line tool, or a test)."""
+    if service not in _LOCAL_RELAYS:
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(service)})
+        return
+    waking = session.info.get("outbox_wake")
+    if waking is None:
+        waking = session.info["outbox_wake"] = set()
+
+        @event.listens_for(session, "after_commit")
+        def _wake(_session) -> None:
+            for name in waking:
+                relay = _LOCAL_RELAYS.get(name)
+                if relay is not None:
+                    relay.wake()
+            waking.clear()
+
+        @event.listens_for(session, "after_rollback")
+        def _forget(_session) -> None:
+            waking.clear()
+
+    waking.add(service)
+
+
 def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, wake: bool = True) -> str:
     """Write an event to the caller's outbox in the current transaction.
 
@@ -127,7 +161,7 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, 
         )
     )
     if wake:
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
+        _wake_relay(session, c.source)
     return event_id
 
 
@@ -158,7 +192,7 @@ def add_events(session: Session, event_type: str, items: list[tuple[dict, str]],
         )
     session.execute(outbox.insert(), rows)
     if wake:
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(c.source)})
+        _wake_relay(session, c.source)
     return len(rows)
 
 
@@ -338,11 +372,28 @@ class OutboxRelay(DependencyProvider):
     def start(self) -> None:
         self.relay.declare()
         self._running = True
+        self._woken_r, self._woken_w = os.pipe()
+        os.set_blocking(self._woken_w, False)
+        self._wake_pending = False
         self.container.spawn_managed_thread(self._run, identifier="outbox_relay")
+        _LOCAL_RELAYS[self.relay.service] = self
+
+    def wake(self) -> None:
+        """Relay now (called after a commit in this process). At most one byte waits
+        in the pipe: a wake already pending covers this commit too."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        try:
+            os.write(self._woken_w, b"\0")
+        except OSError:  # stopped
+            self._wake_pending = False
 
     def stop(self) -> None:
         self._running = False
         if self.relay is not None:
+            if _LOCAL_RELAYS.get(self.relay.service) is self:
+                del _LOCAL_RELAYS[self.relay.service]
             self.relay.publisher.close()
 
     kill = stop
@@ -360,7 +411,10 @@ class OutboxRelay(DependencyProvider):
                 conn.cursor().execute(f"LISTEN {channel}")
                 self.relay.relay_all()
                 while self._running:
-                    select.select([conn], [], [], self.idle_poll)
+                    ready, _, _ = select.select([conn, self._woken_r], [], [], self.idle_poll)
+                    if self._woken_r in ready:
+                        os.read(self._woken_r, 4096)
+                        self._wake_pending = False  # before relaying: a later commit wakes again
                     conn.poll()
                     conn.notifies.clear()
                     self.relay.relay_all()

@@ -4,7 +4,8 @@ What must hold (DESIGN.md, "Reliability rules"): an event is published if and on
 the transaction that wrote it committed; subscriber queues exist before anything is
 published, so an event nobody consumes yet is kept; several relays at once lose
 nothing, publish nothing twice and keep each aggregate's order; the relay inside a
-running service is woken by NOTIFY, not only by its poll.
+running service is woken at once, not only by its poll: by NOTIFY for a commit made
+elsewhere, directly for one made by its own service's workers.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ import threading
 import time
 import uuid
 
+import psycopg2
 import pytest
 from kombu import Connection
 from marshmallow import ValidationError
 from nameko.amqp.publish import UndeliverableMessage
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import text
+from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session
 
 import services.org.models  # noqa: F401 - registers the org outbox
 import services.verify.models  # noqa: F401 - registers the verify outbox
-from shared.db import make_engine
+from shared.db import Database, make_engine
 from shared.events import contract
 from shared.outbox import OutboxRelay, Relay, add_event, add_events, notify_channel
+from shared.rpc import rpc
 from tests.integration.support import ServiceProcess, fresh_bus, migrated_database, wait_for
 
 LEDGER_REGISTERED = contract("org.ledger_registered")
@@ -36,10 +40,16 @@ VERIFY_QUEUE = IDENTITY_VERIFIED.queue_name("org", "on_identity_verified")
 
 
 class OrgRelayService:
-    """The org service reduced to its relay, declared exactly as the real one does."""
+    """The org service reduced to its relay, declared exactly as the real one does, and
+    one RPC that commits an event as the real one's workers do."""
 
     name = "org"
     relay = OutboxRelay()
+    db = Database(pool_size=2)
+
+    @rpc
+    def register_ledger(self, ledger_id: str) -> str:
+        return add_event(self.db, "org.ledger_registered", registration(ledger_id), ledger_id)
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +290,28 @@ def test_the_relay_in_a_running_service_publishes_a_commit_at_once(engine, bus, 
     # The row goes once the broker confirmed the message (just after we may have seen it).
     wait_for(lambda: outbox_rows(engine, "org") == 0, timeout=2, what="the relayed rows to be deleted")
     assert "outbox relay for org failed" not in org_relay_service.log()
+
+
+def test_a_commit_by_the_services_own_worker_wakes_its_relay_directly(db_url, bus, org_relay_service):
+    listener = psycopg2.connect(make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    listener.autocommit = True
+    listener.cursor().execute(f"LISTEN {notify_channel('org')}")
+    latencies = []
+    try:
+        with ClusterRpcProxy({"AMQP_URI": bus.uri}) as cluster:
+            for _ in range(5):
+                asked = time.monotonic()
+                event_id = cluster.org.register_ledger(str(uuid.uuid4()))
+                got = bus.next_message(ORG_QUEUE, timeout=3)
+                assert got is not None, org_relay_service.log()
+                assert got[0].body["event_id"] == event_id
+                latencies.append(got[1] - asked)
+        listener.poll()
+        assert listener.notifies == []  # no NOTIFY went out: the relay was woken in its process
+    finally:
+        listener.close()
+    print(f"\nrelay latency after an RPC's commit: {', '.join(f'{s * 1000:.0f}ms' for s in latencies)}")
+    assert max(latencies) < 0.5
 
 
 def listening_backends(engine) -> int:
