@@ -47,11 +47,14 @@ messages = sa.Table(
 
 def ensure_schema(engine: Engine) -> None:
     """Create schema ``sms_dev`` and its table if missing (serialised by an advisory
-    lock, so several processes may start at once)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-        metadata.create_all(conn)
+    lock, so several processes may start at once). One transaction even on an
+    autocommit engine: the lock must hold until the table exists."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            metadata.create_all(conn)
 
 
 def _clean_phone(phone: str) -> str:

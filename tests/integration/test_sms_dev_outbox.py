@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from shared.config import load_settings
 from shared.db import make_engine
 from shared.sms import TEMPLATES, SmsSender, render, sms_sender
 from shared.sms.dev_outbox import DevOutbox
+from tests.conftest import create_database, drop_database
 
 PHONE = "13812345678"
 OTHER = "13987654321"
@@ -131,3 +133,33 @@ def test_cli_prints_masked_messages(outbox, database_url):
         capture_output=True, text=True, env=env, timeout=60, check=True,
     )
     assert "777888" in everyone.stdout
+
+
+def test_services_starting_together_create_the_outbox_store_once_without_errors():
+    # each service makes its own sender on an autocommit engine; the store's creation
+    # must still be one locked transaction, or concurrent CREATEs collide
+    url = create_database()
+    try:
+        for _ in range(3):
+            engines = [make_engine(url, pool_size=1, autocommit=True) for _ in range(8)]
+            with engines[0].connect() as conn:
+                conn.execute(sa.text("DROP SCHEMA IF EXISTS sms_dev CASCADE"))
+            barrier, errors = threading.Barrier(len(engines)), []
+
+            def start(engine, barrier=barrier, errors=errors):
+                barrier.wait()
+                try:
+                    DevOutbox(engine, key=b"k" * 32)
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            for e in engines:
+                e.dispose()
+            assert not errors
+    finally:
+        drop_database(url)
