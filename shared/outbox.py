@@ -50,6 +50,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    bindparam,
     delete,
     event,
     func,
@@ -310,24 +311,18 @@ class Relay:
         self.exchange = get_event_exchange(service, config)
         self.publisher = ConfirmedPublisher(amqp_uri)
         self.lock_key = f"outbox:{service}"
+        self.claim = self._claim_statement()
 
     def declare(self) -> None:
         declare_queues(self.amqp_uri, subscriber_queues(list(self.contracts.values()), self.config))
 
     def relay_batch(self) -> int:
-        """Publish up to one batch; returns how many rows were published."""
+        """Publish up to one batch; returns how many rows were published.
+
+        One statement takes the service's relay lock, claims the oldest rows and deletes
+        them (returned to the table if publishing fails: the transaction rolls back)."""
         with self.engine.begin() as conn:
-            got = conn.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": self.lock_key}
-            ).scalar()
-            if not got:
-                return 0
-            rows = conn.execute(
-                sql_select(self.outbox.c.id, self.outbox.c.event_type, self.outbox.c.payload)
-                .order_by(self.outbox.c.id)
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = sorted(conn.execute(self.claim, {"k": self.lock_key}).all(), key=lambda r: r.id)
             if not rows:
                 return 0
             self.publisher.publish_all(
@@ -342,8 +337,26 @@ class Relay:
                     for row in rows
                 ]
             )
-            conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))
             return len(rows)
+
+    def _claim_statement(self):
+        """``DELETE … RETURNING`` of the oldest ``batch_size`` rows no other relay holds,
+        only if this relay got the service's transaction-level lock (a CTE with a
+        volatile function runs once)."""
+        outbox = self.outbox
+        locked = sql_select(func.pg_try_advisory_xact_lock(func.hashtext(bindparam("k"))).label("got")).cte("locked")
+        oldest = (
+            sql_select(outbox.c.id)
+            .where(sql_select(locked.c.got).scalar_subquery())
+            .order_by(outbox.c.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        return (
+            delete(outbox)
+            .where(outbox.c.id.in_(oldest.scalar_subquery()))
+            .returning(outbox.c.id, outbox.c.event_type, outbox.c.payload)
+        )
 
     def relay_all(self) -> int:
         total = 0

@@ -137,6 +137,17 @@ def test_an_event_is_published_once_if_and_only_if_its_transaction_commits(engin
     assert message.properties.content_type == "application/json"
 
 
+def test_a_relay_claims_nothing_while_another_holds_the_services_relay_lock(engine, org_relay, bus):
+    _, event_id = register(engine)
+    with engine.connect() as other:  # another instance's relay, mid-batch
+        other.execute(text("SELECT pg_advisory_xact_lock(hashtext('outbox:org'))"))
+        assert org_relay.relay_batch() == 0
+        assert outbox_rows(engine, "org") == 1
+        other.rollback()
+    assert org_relay.relay_batch() == 1
+    assert [m.body["event_id"] for m in bus.drain(ORG_QUEUE)] == [event_id]
+
+
 def test_an_event_that_breaks_its_contract_is_never_written(engine, org_relay):
     with Session(engine) as session, session.begin():
         with pytest.raises(ValidationError):
