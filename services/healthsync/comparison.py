@@ -238,16 +238,15 @@ class Comparison:
 
     # -- projection -----------------------------------------------------------------
 
-    def member_joined(self, data: dict) -> str:
+    def member_joined(self, data: dict) -> tuple[str, bytes]:
+        """Add the membership to the projection; (person_ref, encrypted ID number) for
+        the first check (:meth:`check_new_member`)."""
         subject = self.crypto.unseal("healthsync", data["subject"])
         person_ref = data["person_ref"]
+        id_number_enc = self.crypto.master.encrypt_text(subject["id_number"], aad=person_ref.encode())
         self.session.execute(
             pg_insert(Subject)
-            .values(
-                person_ref=person_ref,
-                id_type=subject["id_type"],
-                id_number_enc=self.crypto.master.encrypt_text(subject["id_number"], aad=person_ref.encode()),
-            )
+            .values(person_ref=person_ref, id_type=subject["id_type"], id_number_enc=id_number_enc)
             .on_conflict_do_nothing()
         )
         self.session.execute(
@@ -260,7 +259,13 @@ class Comparison:
             )
             .on_conflict_do_nothing()
         )
-        return person_ref
+        return person_ref, id_number_enc
+
+    def check_new_member(self, person_ref: str, id_number_enc: bytes) -> None:
+        """A new member's first check, with the ID number the event brought (the stored
+        one, if the person was known already, encrypts the same number): no re-read.
+        Raises HealthKitUnavailable."""
+        self._compare([(person_ref, id_number_enc)], None)
 
     def member_left(self, data: dict) -> None:
         self.session.execute(delete(Member).where(Member.membership_id == data["membership_id"]))

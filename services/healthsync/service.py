@@ -220,10 +220,10 @@ class HealthsyncService(handling.ForgetsHandledEvents):
     @handles("member.joined")
     def on_member_joined(self, data: dict, envelope: dict) -> None:
         comparison = self.comparison
-        person_ref = comparison.member_joined(data)
+        joined = comparison.member_joined(data)
         try:
             # a new member does not wait for the next run
-            comparison.check_people([person_ref])
+            comparison.check_new_member(*joined)
         except HealthKitUnavailable:
             log.warning("first check of a new member deferred: the Health Kit is unavailable")
 

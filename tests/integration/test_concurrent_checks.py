@@ -153,3 +153,37 @@ def test_the_newer_record_wins_even_when_it_was_asked_for_first(store):
     with Session(store) as s:
         assert s.get(models.Snapshot, ref).code_status == "green"
         assert _status_changes(s) == 2  # green -> red, then red -> green
+
+
+def _joined(crypto, ref: str, id_number: str) -> dict:
+    return {
+        "membership_id": str(uuid.uuid4()), "ledger_id": str(uuid.uuid4()), "person_ref": ref,
+        "subject": crypto.seal("healthsync", {"id_type": "resident_id", "id_number": id_number}),
+        "joined_at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def test_a_new_member_is_checked_at_once_with_the_id_number_its_event_brought(store):
+    crypto = Crypto(CFG)
+    asked: list[list[str]] = []
+
+    class Kit(HealthKitAnswer):
+        def bulk_status(self, id_numbers):
+            asked.append(list(id_numbers))
+            return super().bulk_status(id_numbers)
+
+    newcomer = person("新人")
+    new_ref = crypto.person_ref("resident_id", newcomer.id_number)
+    known_ref = _known_green_person(store, crypto, "老人", SAMPLED)  # in another ledger already
+    with Session(store) as s:
+        known_id = crypto.master.decrypt_text(s.get(models.Subject, known_ref).id_number_enc, aad=known_ref.encode())
+    for ref, id_number in ((new_ref, newcomer.id_number), (known_ref, known_id)):
+        with Session(store) as s:
+            comparison = Comparison(s, crypto, Kit("yellow", SAMPLED + timedelta(hours=1)), CFG)
+            comparison.check_new_member(*comparison.member_joined(_joined(crypto, ref, id_number)))
+            s.commit()
+    assert asked == [[newcomer.id_number], [known_id]]
+    with Session(store) as s:
+        codes = dict(s.execute(select(models.Snapshot.person_ref, models.Snapshot.code_status)).all())
+        assert codes == {new_ref: "yellow", known_ref: "yellow"}
+        assert s.scalar(select(func.count()).select_from(models.Member).where(models.Member.person_ref == known_ref)) == 2
