@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 import weakref
+import zlib
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, MetaData, create_engine, event, exc, text
 from sqlalchemy.orm import Session
 
 from shared.config import settings
@@ -91,6 +92,19 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):
                 raise exc.DisconnectionError() from error  # the pool connects afresh
             raise
+
+
+def create_store(engine: Engine, schema: str, metadata: MetaData) -> None:
+    """Create ``schema`` and ``metadata``'s tables if missing, for a store that is not
+    migrated (the dev SMS outbox, the Health Kit simulator). Several processes may start
+    at once: an advisory lock serialises them, in one transaction even on an autocommit
+    engine (the lock must hold until the tables exist, or their CREATEs collide)."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(f"{schema}:schema".encode())})
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+            metadata.create_all(conn)
 
 
 def array_literal(values) -> str:

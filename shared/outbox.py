@@ -394,7 +394,7 @@ class OutboxRelay(DependencyProvider):
     def wake(self) -> None:
         """Relay now (called after a commit in this process). At most one byte waits
         in the pipe: a wake already pending covers this commit too."""
-        if self._wake_pending:
+        if self._wake_pending or self._woken_w is None:
             return
         self._wake_pending = True
         try:
@@ -405,8 +405,7 @@ class OutboxRelay(DependencyProvider):
     def stop(self) -> None:
         self._running = False
         if self.relay is not None:
-            if _LOCAL_RELAYS.get(self.relay.service) is self:
-                del _LOCAL_RELAYS[self.relay.service]
+            self._unregister()  # commits from now on notify (another instance may relay them)
             self.relay.publisher.close()
 
     kill = stop
@@ -416,24 +415,39 @@ class OutboxRelay(DependencyProvider):
 
     def _run(self) -> None:
         channel = notify_channel(self.relay.service)
-        while self._running:
-            conn = None
-            try:
-                conn = psycopg2.connect(self.dsn)
-                conn.autocommit = True
-                conn.cursor().execute(f"LISTEN {channel}")
-                self.relay.relay_all()
-                while self._running:
-                    ready, _, _ = select.select([conn, self._woken_r], [], [], self.idle_poll)
-                    if self._woken_r in ready:
-                        os.read(self._woken_r, 4096)
-                        self._wake_pending = False  # before relaying: a later commit wakes again
-                    conn.poll()
-                    conn.notifies.clear()
+        try:
+            while self._running:
+                conn = None
+                try:
+                    conn = psycopg2.connect(self.dsn)
+                    conn.autocommit = True
+                    conn.cursor().execute(f"LISTEN {channel}")
                     self.relay.relay_all()
-            except Exception as exc:  # noqa: BLE001 - keep relaying after any failure
-                log.warning("outbox relay for %s failed (%s); retrying", self.relay.service, type(exc).__name__)
-                eventlet.sleep(1.0)
-            finally:
-                if conn is not None:
-                    conn.close()
+                    while self._running:
+                        ready, _, _ = select.select([conn, self._woken_r], [], [], self.idle_poll)
+                        if self._woken_r in ready:
+                            os.read(self._woken_r, 4096)
+                            self._wake_pending = False  # before relaying: a later commit wakes again
+                        conn.poll()
+                        conn.notifies.clear()
+                        self.relay.relay_all()
+                except Exception as exc:  # noqa: BLE001 - keep relaying after any failure
+                    log.warning("outbox relay for %s failed (%s); retrying", self.relay.service, type(exc).__name__)
+                    eventlet.sleep(1.0)
+                finally:
+                    if conn is not None:
+                        conn.close()
+        finally:
+            self._close_wake()
+
+    def _unregister(self) -> None:
+        if _LOCAL_RELAYS.get(self.relay.service) is self:
+            del _LOCAL_RELAYS[self.relay.service]
+
+    def _close_wake(self) -> None:
+        """The relay thread ended: no more direct wakes, and its pipe is closed."""
+        self._unregister()
+        fds, self._woken_r, self._woken_w = (self._woken_r, self._woken_w), None, None
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)

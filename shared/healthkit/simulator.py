@@ -52,7 +52,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from shared.db import array_literal
+from shared.db import array_literal, create_store
 from shared.validation import (
     FieldError,
     validate_id_number,
@@ -111,7 +111,6 @@ changes = sa.Table(
     ),
 )
 
-_SCHEMA_LOCK = zlib.crc32(b"healthkit_sim:schema")
 _CHANGES_LOCK = zlib.crc32(b"healthkit_sim:changes")
 
 RECORD_COLUMNS = (
@@ -126,12 +125,9 @@ RECORD_COLUMNS = (
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create schema ``healthkit_sim`` and its tables if missing (safe to run from
-    several processes at once: serialised by an advisory lock)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-        metadata.create_all(conn)
+    """Create schema ``healthkit_sim`` and its tables if missing (safe from several
+    processes at once)."""
+    create_store(engine, SCHEMA, metadata)
 
 
 def record_changes(conn: Connection, id_numbers: Iterable[str]) -> None:

@@ -10,13 +10,13 @@ phone is never stored; messages are found by computing the same index.
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Any, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shared.crypto import blind_index
+from shared.db import create_store
 from shared.masking import mask_phone
 from shared.validation import FieldError, validate_phone
 
@@ -26,7 +26,6 @@ log = logging.getLogger("shared.sms.dev_outbox")
 
 SCHEMA = "sms_dev"
 PHONE_PURPOSE = "sms-dev-phone"
-_SCHEMA_LOCK = zlib.crc32(b"sms_dev:schema")
 
 metadata = sa.MetaData(schema=SCHEMA)
 
@@ -46,15 +45,9 @@ messages = sa.Table(
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create schema ``sms_dev`` and its table if missing (serialised by an advisory
-    lock, so several processes may start at once). One transaction even on an
-    autocommit engine: the lock must hold until the table exists."""
-    with engine.connect() as conn:
-        conn.execution_options(isolation_level="READ COMMITTED")
-        with conn.begin():
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-            metadata.create_all(conn)
+    """Create schema ``sms_dev`` and its table if missing (safe from several processes
+    at once, and on an autocommit engine)."""
+    create_store(engine, SCHEMA, metadata)
 
 
 def _clean_phone(phone: str) -> str:
