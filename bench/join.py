@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 import requests
 
-from bench.load import Recorder, StepFailed, error_key, run_phase, summary
+from bench.load import TRANSPORT_ERRORS, Client, Recorder, StepFailed, error_key, run_phase, summary
 from bench.procstats import ConnectionSampler
 from tests.e2e.api_client import ApiClient
 from tests.e2e.flows import create_active_ledger, join_form, join_token, known_person
@@ -94,13 +94,14 @@ class JoinerPool:
             self._people.extend(people)
         return time.monotonic() - started
 
-    def take(self, session: requests.Session, recorder: Recorder) -> Person:
+    def take(self, recorder: Recorder) -> Person:
         with self._lock:
             if self._people:
                 return self._people.pop()
         recorder.note("joiner pool ran out: registered a joiner on the fly")
         p = self._new_person()
-        self.register(session, p)
+        with requests.Session() as session:
+            self.register(session, p)
         return p
 
 
@@ -115,23 +116,21 @@ def _code_in(items: list[dict]) -> str | None:
     return None
 
 
-def join_scenario(base_url: str, token: str, pool: JoinerPool):
-    base_url = base_url.rstrip("/")
-
-    def scenario(session: requests.Session, rec: Recorder, running) -> None:
+def join_scenario(token: str, pool: JoinerPool):
+    def scenario(client: Client, rec: Recorder, running) -> None:
         while running():
             step, t0 = "register_joiner", time.monotonic()
             try:
-                p = pool.take(session, rec)
+                p = pool.take(rec)
                 begun = time.monotonic()
                 step, t0 = "join_info", begun
-                r = session.get(f"{base_url}/api/join/{token}", timeout=TIMEOUT)
+                r = client.get(f"/api/join/{token}")
                 if r.status_code != 200:
                     raise StepFailed(error_key(r))
                 rec.step(step, t0, time.monotonic())
 
                 step, t0 = "join_request", time.monotonic()
-                r = session.post(f"{base_url}/api/join/{token}", json=join_form(p), timeout=TIMEOUT)
+                r = client.post(f"/api/join/{token}", join_form(p))
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
                 if r.status_code != 201 or body.get("status") != "code_sent":
                     raise StepFailed(error_key(r, body.get("status", "") if r.status_code < 300 else ""))
@@ -142,7 +141,7 @@ def join_scenario(base_url: str, token: str, pool: JoinerPool):
                 code, polls = None, 0
                 while code is None:
                     polls += 1
-                    r = session.get(f"{base_url}/api/dev/sms", params={"phone": p.phone}, timeout=TIMEOUT)
+                    r = client.get("/api/dev/sms", {"phone": p.phone})
                     if r.status_code != 200:
                         raise StepFailed(error_key(r))
                     code = _code_in(r.json().get("items", []))
@@ -155,7 +154,7 @@ def join_scenario(base_url: str, token: str, pool: JoinerPool):
                     rec.note("SMS code not there on the first read (polled again)")
 
                 step, t0 = "confirm", time.monotonic()
-                r = session.post(f"{base_url}/api/challenges/{challenge_id}/confirm", json={"code": code}, timeout=TIMEOUT)
+                r = client.post(f"/api/challenges/{challenge_id}/confirm", {"code": code})
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
                 if r.status_code != 200 or body.get("membership_status") != "active":
                     raise StepFailed(error_key(r, body.get("membership_status", "") if r.status_code < 300 else ""))
@@ -166,21 +165,19 @@ def join_scenario(base_url: str, token: str, pool: JoinerPool):
             except StepFailed as failed:
                 rec.error(step, failed.key, t0)
                 time.sleep(0.05)
-            except requests.RequestException as exc:
+            except TRANSPORT_ERRORS as exc:
                 rec.error(step, type(exc).__name__, t0)
                 time.sleep(0.05)
 
     return scenario
 
 
-def ping_scenario(base_url: str):
-    url = base_url.rstrip("/") + "/api/ping"
-
-    def scenario(session: requests.Session, rec: Recorder, running) -> None:
+def ping_scenario():
+    def scenario(client: Client, rec: Recorder, running) -> None:
         while running():
             t0 = time.monotonic()
             try:
-                r = session.get(url, timeout=TIMEOUT)
+                r = client.get("/api/ping")
                 if r.status_code != 200 or r.json().get("pong") is not True:
                     raise StepFailed(error_key(r))
                 ended = time.monotonic()
@@ -189,7 +186,7 @@ def ping_scenario(base_url: str):
             except StepFailed as failed:
                 rec.error("ping", failed.key, t0)
                 time.sleep(0.05)
-            except requests.RequestException as exc:
+            except TRANSPORT_ERRORS as exc:
                 rec.error("ping", type(exc).__name__, t0)
                 time.sleep(0.05)
 
@@ -236,7 +233,7 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
     print(f"join: {residents} joiners registered in {seed_s:.1f}s", flush=True)
 
     print(f"join: one person at a time for 1+{SOLO_SECONDS:g}s (the latency without queueing)...", flush=True)
-    solo = run_phase(1, SOLO_SECONDS, 1, join_scenario(stack.gateway_url, token, pool), stop, label="solo")
+    solo = run_phase(1, SOLO_SECONDS, 1, join_scenario(token, pool), stack.gateway_url, stop, label="solo")
 
     meter = meter_factory()
     connections = ConnectionSampler(stack.database_url)
@@ -244,14 +241,14 @@ def run(stack, args, stop: threading.Event, meter_factory) -> dict:
         print(f"join: reference phase, {users} users on GET /api/ping for {warmup:g}+{duration:g}s...", flush=True)
         meter.start()
         connections.start()
-        ref = run_phase(users, duration, warmup, ping_scenario(stack.gateway_url), stop, label="ping")
+        ref = run_phase(users, duration, warmup, ping_scenario(), stack.gateway_url, stop, label="ping")
         ref_cpu = meter.stop()
         ref_connections = connections.stop()
 
         print(f"join: join phase, {users} users joining for {warmup:g}+{duration:g}s...", flush=True)
         meter.start()
         connections.start()
-        rec = run_phase(users, duration, warmup, join_scenario(stack.gateway_url, token, pool), stop, label="join")
+        rec = run_phase(users, duration, warmup, join_scenario(token, pool), stack.gateway_url, stop, label="join")
         join_cpu = meter.stop()
         join_connections = connections.stop()
     finally:

@@ -1,20 +1,79 @@
 """Virtual users and the figures they record.
 
-A phase runs ``users`` threads, each with its own ``requests.Session``, looping a
-scenario until the phase ends. The first ``warmup`` seconds are run but not recorded.
+A phase runs ``users`` threads, each with its own keep-alive HTTP connection (a
+``Client``), looping a scenario until the phase ends. The first ``warmup`` seconds are run but not recorded.
 Every step records its latency when it succeeds and an error key (``"<status> <error
 code>"`` or the exception's name) when it does not.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import math
 import threading
 import time
 from collections import Counter, defaultdict
-from typing import Callable
+from typing import Any, Callable
+from urllib.parse import urlencode, urlsplit
 
-import requests
+# What a request can fail with below HTTP (refused, reset, timed out, a broken answer).
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+
+class Response:
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers  # names in lower case
+        self.content = content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Client:
+    """One virtual user's keep-alive HTTP/1.1 connection to one server.
+
+    Built on ``http.client`` rather than ``requests``: the load generator shares the
+    bench machine's two CPUs with the stack it measures, and ``requests`` spends several
+    times the CPU per request. A request
+    that fails below HTTP closes the connection; the next one opens a new one.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def get(self, path: str, params: dict | None = None) -> Response:
+        return self.request("GET", path + ("?" + urlencode(params) if params else ""))
+
+    def post(self, path: str, json_body: Any = None) -> Response:
+        return self.request("POST", path, json.dumps(json_body).encode() if json_body is not None else b"")
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Response:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        try:
+            self._conn.request(method, self.prefix + path, body=body, headers=headers)
+            answer = self._conn.getresponse()
+            content = answer.read()
+        except TRANSPORT_ERRORS:
+            self.close()
+            raise
+        if answer.will_close:
+            self.close()
+        return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, content)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class StepFailed(Exception):
@@ -25,7 +84,7 @@ class StepFailed(Exception):
         self.key = key
 
 
-def error_key(response: requests.Response, note: str = "") -> str:
+def error_key(response: Response, note: str = "") -> str:
     code = ""
     try:
         body = response.json()
@@ -99,11 +158,13 @@ def run_phase(
     users: int,
     duration: float,
     warmup: float,
-    scenario: Callable[[requests.Session, Recorder, Callable[[], bool]], None],
+    scenario: Callable[[Client, Recorder, Callable[[], bool]], None],
+    base_url: str,
     stop: threading.Event,
     label: str = "",
 ) -> Recorder:
-    """Run ``scenario(session, recorder, running)`` once per user thread; ``running()``
+    """Run ``scenario(client, recorder, running)`` once per user thread, each with its
+    own ``Client`` of ``base_url``; ``running()``
     turns False when the phase is over (the current iteration then finishes)."""
     start = time.monotonic()
     recorder = Recorder(start + warmup, start + warmup + duration)
@@ -113,13 +174,13 @@ def run_phase(
         return not stop.is_set() and time.monotonic() < end
 
     def user() -> None:
-        with requests.Session() as session:
-            adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=2, max_retries=0)
-            session.mount("http://", adapter)
-            try:
-                scenario(session, recorder, running)
-            except Exception as exc:  # noqa: BLE001 - a crashed user is reported, not hidden
-                recorder.note(f"virtual user crashed: {exc!r}")
+        client = Client(base_url)
+        try:
+            scenario(client, recorder, running)
+        except Exception as exc:  # noqa: BLE001 - a crashed user is reported, not hidden
+            recorder.note(f"virtual user crashed: {exc!r}")
+        finally:
+            client.close()
 
     threads = [threading.Thread(target=user, daemon=True, name=f"{label}-vu{i}") for i in range(users)]
     for t in threads:
