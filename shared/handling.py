@@ -33,11 +33,12 @@ from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
 from nameko.events import SERVICE_POOL, event_handler
 from nameko.timer import timer
-from sqlalchemy import Table, delete, func, select, tuple_
+from sqlalchemy import Table, TextClause, bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.config import settings
+from shared.db import compiled_once
 from shared.errors import TuantibuError
 from shared.events import Contract, contract
 
@@ -45,10 +46,18 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_QUEUE = "tuantibu.dead-letter"
 _HANDLED_TABLES: dict[str, Table] = {}
+_FIRST_TIME: dict[str, TextClause] = {}  # per service: record an event as handled, unless it was
 
 
 def register_handled_table(table: Table) -> None:
     _HANDLED_TABLES[table.schema] = table
+    _FIRST_TIME[table.schema] = compiled_once(
+        insert(table)
+        .values(event_id=bindparam("event_id"), handler=bindparam("handler"))
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id),
+        table.c.event_id,
+    )
 
 
 def dead_letter_queue() -> Queue:
@@ -98,18 +107,13 @@ def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Cal
     if when is not None and not when(data):
         return  # not this handler's concern: no transaction, nothing to remember
 
-    handled = _HANDLED_TABLES[service_name]
+    first_time_sql = _FIRST_TIME[service_name]
     session = service.db
     retries = max(1, settings().handler_retries)
     backoff = settings().handler_backoff_seconds
     for attempt in range(1, retries + 1):
         try:
-            first_time = session.execute(
-                insert(handled)
-                .values(event_id=event_id, handler=handler)
-                .on_conflict_do_nothing()
-                .returning(handled.c.event_id)
-            ).first()
+            first_time = session.execute(first_time_sql, {"event_id": event_id, "handler": handler}).first()
             if first_time is None:
                 session.rollback()
                 log.info("event %s already handled by %s; skipped", event_id, handler)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Text, and_, any_, cast, delete, exists, func, insert, select, text, update
+from sqlalchemy import ARRAY, Text, and_, any_, bindparam, cast, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,7 @@ from services.healthsync.models import (
 )
 from shared.config import Settings
 from shared.crypto import Crypto
-from shared.db import array_literal
+from shared.db import array_literal, compiled_once
 from shared.errors import Forbidden, NotFound, RateLimited
 from shared.health import DEFAULT_RULES
 from shared.healthkit import ID_TYPES, MAX_BULK, HealthKit, HealthKitUnavailable, HealthRecord
@@ -181,6 +181,20 @@ MARK_BATCH = text(
     WHERE r.run_id = :run_id AND r.ledger_id = c.ledger_id
     """
 )
+#: A new member into the projection (a person, then their membership), each as is if known.
+ADD_SUBJECT = compiled_once(
+    pg_insert(Subject)
+    .values(person_ref=bindparam("person_ref"), id_type=bindparam("id_type"), id_number_enc=bindparam("id_number_enc"))
+    .on_conflict_do_nothing()
+)
+ADD_MEMBER = compiled_once(
+    pg_insert(Member)
+    .values(
+        membership_id=bindparam("membership_id"), ledger_id=bindparam("ledger_id"),
+        person_ref=bindparam("person_ref"), joined_at=bindparam("joined_at"),
+    )
+    .on_conflict_do_nothing()
+)
 #: Ledgers of these whose work has people left.
 UNFINISHED = text(
     """
@@ -244,21 +258,15 @@ class Comparison:
         subject = self.crypto.unseal("healthsync", data["subject"])
         person_ref = data["person_ref"]
         id_number_enc = self.crypto.master.encrypt_text(subject["id_number"], aad=person_ref.encode())
-        self.session.execute(
-            pg_insert(Subject)
-            .values(person_ref=person_ref, id_type=subject["id_type"], id_number_enc=id_number_enc)
-            .on_conflict_do_nothing()
-        )
-        self.session.execute(
-            pg_insert(Member)
-            .values(
-                membership_id=data["membership_id"],
-                ledger_id=data["ledger_id"],
-                person_ref=person_ref,
-                joined_at=datetime.fromisoformat(data["joined_at"]),
-            )
-            .on_conflict_do_nothing()
-        )
+        self.session.execute(ADD_SUBJECT, {
+            "person_ref": person_ref, "id_type": subject["id_type"], "id_number_enc": id_number_enc,
+        })
+        self.session.execute(ADD_MEMBER, {
+            "membership_id": data["membership_id"],
+            "ledger_id": data["ledger_id"],
+            "person_ref": person_ref,
+            "joined_at": datetime.fromisoformat(data["joined_at"]),
+        })
         return person_ref, id_number_enc
 
     def check_new_member(self, person_ref: str, id_number_enc: bytes) -> None:

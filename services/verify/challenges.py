@@ -16,13 +16,14 @@ import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import bindparam, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from services.verify.models import Challenge, Identity, SmsSend, UserSession
 from shared.config import Settings
 from shared.crypto import Crypto
+from shared.db import compiled_once
 from shared.errors import (
     CodeExpired,
     Conflict,
@@ -65,6 +66,18 @@ REJECTIONS = {
     "too_many_attempts": ("too_many_attempts", "Too many wrong codes; please start again."),
     "expired": ("expired", "The code expired before it was confirmed; please start again."),
 }
+
+
+_identity = pg_insert(Identity)
+REMEMBER_IDENTITY = compiled_once(  # one upsert: the phone a person verified last
+    _identity.values(
+        person_ref=bindparam("person_ref"), phone_index=bindparam("phone_index"),
+        phone_enc=bindparam("phone_enc"), updated_at=bindparam("updated_at"),
+    ).on_conflict_do_update(
+        index_elements=[Identity.person_ref],
+        set_={c: _identity.excluded[c] for c in ("phone_index", "phone_enc", "updated_at")},
+    )
+)
 
 
 def now() -> datetime:
@@ -354,16 +367,12 @@ class Challenges:
     def _remember_identity(self, challenge: Challenge) -> None:
         """The phone this person verified, for logins and notices (one upsert)."""
         phone = self.crypto.master.decrypt_text(challenge.phone_enc, aad=challenge.id.encode())
-        values = {
+        self.session.execute(REMEMBER_IDENTITY, {
+            "person_ref": challenge.person_ref,
             "phone_index": challenge.phone_index,
             "phone_enc": self.crypto.master.encrypt_text(phone, aad=challenge.person_ref.encode()),
             "updated_at": now(),
-        }
-        self.session.execute(
-            pg_insert(Identity)
-            .values(person_ref=challenge.person_ref, **values)
-            .on_conflict_do_update(index_elements=[Identity.person_ref], set_=values)
-        )
+        })
 
     def resend(self, challenge_id: str) -> dict:
         challenge = self._get_for_update(challenge_id)
