@@ -10,6 +10,7 @@ elsewhere, directly for one made by its own service's workers.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -29,7 +30,7 @@ import services.org.models  # noqa: F401 - registers the org outbox
 import services.verify.models  # noqa: F401 - registers the verify outbox
 from shared.db import Database, make_engine
 from shared.events import contract
-from shared.outbox import OutboxRelay, Relay, add_event, add_events, notify_channel
+from shared.outbox import _LOCAL_RELAYS, OutboxRelay, Relay, add_event, add_events, notify_channel
 from shared.rpc import rpc
 from tests.integration.support import ServiceProcess, fresh_bus, migrated_database, wait_for
 
@@ -361,3 +362,45 @@ def test_the_relay_in_a_running_service_survives_losing_its_database_connection(
     got = bus.next_message(ORG_QUEUE, timeout=3)
     assert got is not None and got[0].body["event_id"] == event_id
     assert got[1] - committed < 0.5
+
+
+class _PlainContainer:
+    """What :class:`OutboxRelay` asks of a Nameko container, with plain threads, so the
+    relay runs in this process and its wake pipe can be watched."""
+
+    service_name = "org"
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.threads: list[threading.Thread] = []
+
+    def spawn_managed_thread(self, fn, identifier=None) -> threading.Thread:
+        thread = threading.Thread(target=fn, daemon=True, name=identifier)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+
+def test_a_stopped_relay_is_no_longer_woken_directly_and_its_wake_pipe_is_closed(db_url, bus):
+    provider = OutboxRelay(idle_poll=0.05)
+    provider.container = _PlainContainer({"DATABASE_URL": db_url, "AMQP_URI": bus.uri})
+    provider.setup()
+    provider.start()
+    try:
+        assert _LOCAL_RELAYS["org"] is provider
+        fds = (provider._woken_r, provider._woken_w)
+        pipes = [os.readlink(f"/proc/self/fd/{fd}") for fd in fds]
+        assert all(p.startswith("pipe:") for p in pipes)
+    finally:
+        provider.stop()
+    assert "org" not in _LOCAL_RELAYS  # at once: later commits notify instead
+    provider.container.threads[0].join(timeout=5)
+    assert not provider.container.threads[0].is_alive()
+    assert (provider._woken_r, provider._woken_w) == (None, None)
+    for fd, pipe in zip(fds, pipes):
+        try:
+            assert os.readlink(f"/proc/self/fd/{fd}") != pipe  # closed (the number may be reused)
+        except FileNotFoundError:
+            pass
+    provider.wake()  # a late commit's wake finds nothing to write to, and no error
+    provider.relay.engine.dispose()
