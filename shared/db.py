@@ -9,6 +9,7 @@ callback before the first connection.
 
 from __future__ import annotations
 
+import re
 import time
 import weakref
 import zlib
@@ -124,7 +125,8 @@ def compiled_once(statement: UpdateBase, *returning) -> TextClause:
     ``returning`` names the columns of its RETURNING clause, if any, so rows come back
     typed."""
     compiled = statement.compile(dialect=_NAMED_PARAMS)
-    sql = text(compiled.string).bindparams(*(  # literals in the statement keep their values
+    # a cast the dialect renders (``:payload::JSONB``) would hide the name from text()
+    sql = text(re.sub(r"(:\w+)::", r"\1 ::", compiled.string)).bindparams(*(  # literals in the statement keep their values
         bindparam(name, b.value, type_=b.type, required=b.required) for b, name in compiled.bind_names.items()
     ))
     return sql.columns(*returning) if returning else sql

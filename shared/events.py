@@ -7,6 +7,11 @@ and its durable subscribers, so a relay can declare their queues before anything
 published (an event with no queue is dropped) and a test can check that the
 subscribers listed here are exactly the handlers the services declare.
 
+An event whose contract has ``route_by`` carries that field's value as the last word
+of its routing key (``identity_verified.join``), and a subscriber that takes only some
+values binds its queue to those alone: the broker, not the handler, drops the rest (a
+join's verification never reaches org, which would only have acked it).
+
 Personal data never travels in plaintext: where a consumer needs an ID number or a
 phone, the field holds a token sealed for that consumer (``Crypto.seal``).
 
@@ -19,10 +24,14 @@ The envelope every message carries::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 PURPOSES = ("ledger_registration", "join", "login", "reconfirm", "admin_invite")
+# the verifications org acts on (the rest are member's, or nobody's: a login)
+ORG_PURPOSES = ("ledger_registration", "admin_invite", "reconfirm")
 
 
 class LedgerRegistered(Schema):
@@ -164,65 +173,99 @@ class IdentityRejected(Schema):
     message = fields.String(required=True)
 
 
+class Subscriber(NamedTuple):
+    service: str
+    method: str
+    # with a contract's route_by: the values it takes (empty: every one)
+    only: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Contract:
     source: str
     name: str
     schema: type[Schema]
-    subscribers: tuple[tuple[str, str], ...] = field(default=())
+    subscribers: tuple[Subscriber, ...] = field(default=())
+    # a data field whose value (one word) ends the routing key, for subscribers to bind by
+    route_by: str | None = None
 
     @property
     def event_type(self) -> str:
         return f"{self.source}.{self.name}"
 
+    def subscriber(self, service: str, method: str) -> Subscriber:
+        return next(s for s in self.subscribers if (s.service, s.method) == (service, method))
+
+    def routing_key(self, data: dict) -> str:
+        return f"{self.name}.{data[self.route_by]}" if self.route_by else self.name
+
+    def binding_keys(self, only: tuple[str, ...] = ()) -> list[str]:
+        """The routing keys a queue binds to, to receive this event (of ``only``'s
+        values, if given)."""
+        if not self.route_by:
+            return [self.name]
+        return [f"{self.name}.{value}" for value in only] if only else [f"{self.name}.*"]
+
+    def takes(self, subscriber: Subscriber, data: dict) -> bool:
+        return not (self.route_by and subscriber.only) or data.get(self.route_by) in subscriber.only
+
+    def has_subscriber_for(self, data: dict) -> bool:
+        """Whether a durable queue must receive this event (else it may go nowhere)."""
+        return any(self.takes(s, data) for s in self.subscribers)
+
     def queue_name(self, service: str, method: str) -> str:
         """The queue Nameko's ``event_handler`` declares for a SERVICE_POOL handler."""
         return f"evt-{self.source}-{self.name}--{service}.{method}"
 
+    @cached_property
+    def _schema(self) -> Schema:
+        # one instance, reused: it keeps no state between calls, and building one costs
+        # more than validating an event with it
+        return self.schema()
+
     def dump(self, data: dict) -> dict:
         """Validate outgoing data against the contract; raises ValidationError."""
-        schema = self.schema()
-        errors = schema.validate(data)
+        errors = self._schema.validate(data)
         if errors:
             from marshmallow import ValidationError
 
             raise ValidationError(errors)
-        return schema.dump(data)
+        return self._schema.dump(data)
 
     def load(self, data: dict) -> dict:
         # fields a newer producer added are ignored, so rolling deploys keep working
-        return self.schema().load(data, unknown=EXCLUDE)
+        return self._schema.load(data, unknown=EXCLUDE)
 
 
 CONTRACTS: dict[str, Contract] = {
     c.event_type: c
     for c in [
-        Contract("org", "ledger_registered", LedgerRegistered, (("verify", "on_ledger_registered"),)),
+        Contract("org", "ledger_registered", LedgerRegistered, (Subscriber("verify", "on_ledger_registered"),)),
         Contract(
             "org", "ledger_activated", LedgerActivated,
-            (("member", "on_ledger_activated"), ("healthsync", "on_ledger_activated")),
+            (Subscriber("member", "on_ledger_activated"), Subscriber("healthsync", "on_ledger_activated")),
         ),
-        Contract("org", "qr_rotated", QrRotated, (("member", "on_qr_rotated"),)),
+        Contract("org", "qr_rotated", QrRotated, (Subscriber("member", "on_qr_rotated"),)),
         Contract(
-            "org", "rules_changed", RulesChanged, (("healthsync", "on_rules_changed"),),
+            "org", "rules_changed", RulesChanged, (Subscriber("healthsync", "on_rules_changed"),),
         ),
         Contract(
             "org", "admin_added", AdminAdded,
-            (("member", "on_admin_added"), ("healthsync", "on_admin_added")),
+            (Subscriber("member", "on_admin_added"), Subscriber("healthsync", "on_admin_added")),
         ),
         Contract(
             "org", "admin_removed", AdminRemoved,
-            (("member", "on_admin_removed"), ("healthsync", "on_admin_removed")),
+            (Subscriber("member", "on_admin_removed"), Subscriber("healthsync", "on_admin_removed")),
         ),
-        Contract("org", "admin_invited", AdminInvited, (("verify", "on_admin_invited"),)),
+        Contract("org", "admin_invited", AdminInvited, (Subscriber("verify", "on_admin_invited"),)),
         Contract(
             "org", "ledger_closed", LedgerClosed,
-            (("member", "on_ledger_closed"), ("healthsync", "on_ledger_closed")),
+            (Subscriber("member", "on_ledger_closed"), Subscriber("healthsync", "on_ledger_closed")),
         ),
-        Contract("member", "join_requested", JoinRequested, (("verify", "on_join_requested"),)),
-        Contract("member", "joined", MemberJoined, (("healthsync", "on_member_joined"),)),
-        Contract("member", "left", MemberLeft, (("healthsync", "on_member_left"),)),
-        Contract("healthsync", "ledger_work", LedgerWork, (("healthsync", "on_ledger_work"),)),
+        Contract("member", "join_requested", JoinRequested, (Subscriber("verify", "on_join_requested"),)),
+        Contract("member", "joined", MemberJoined, (Subscriber("healthsync", "on_member_joined"),)),
+        Contract("member", "left", MemberLeft, (Subscriber("healthsync", "on_member_left"),)),
+        Contract("healthsync", "ledger_work", LedgerWork, (Subscriber("healthsync", "on_ledger_work"),)),
         Contract("healthsync", "run_started", RunStarted),
         Contract("healthsync", "ledger_synced", LedgerSynced),
         Contract("healthsync", "run_finished", RunFinished),
@@ -230,11 +273,19 @@ CONTRACTS: dict[str, Contract] = {
         Contract("verify", "challenge_sent", ChallengeSent),
         Contract(
             "verify", "identity_verified", IdentityVerified,
-            (("org", "on_identity_verified"), ("member", "on_identity_verified")),
+            (
+                Subscriber("org", "on_identity_verified", ORG_PURPOSES),
+                Subscriber("member", "on_identity_verified", ("join",)),
+            ),
+            route_by="purpose",
         ),
         Contract(
             "verify", "identity_rejected", IdentityRejected,
-            (("org", "on_identity_rejected"), ("member", "on_identity_rejected")),
+            (
+                Subscriber("org", "on_identity_rejected", ORG_PURPOSES),
+                Subscriber("member", "on_identity_rejected", ("join",)),
+            ),
+            route_by="purpose",
         ),
     ]
 }

@@ -28,10 +28,10 @@ import logging
 from typing import Any, Callable
 
 import eventlet
-from kombu import Exchange, Queue
+from kombu import Exchange, Queue, binding
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
-from nameko.events import SERVICE_POOL, event_handler
+from nameko.events import SERVICE_POOL, EventHandler
 from nameko.timer import timer
 from sqlalchemy import Table, TextClause, bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -58,6 +58,31 @@ def register_handled_table(table: Table) -> None:
         .returning(table.c.event_id),
         table.c.event_id,
     )
+
+
+def contract_queue(c: Contract, name: str, exchange: Exchange, only: tuple[str, ...] = (), **flags) -> Queue:
+    """The queue ``name`` bound to ``c``'s events on ``exchange``: to every one, or with
+    the contract's ``route_by``, to those of the values in ``only``."""
+    return Queue(name, bindings=[binding(exchange, routing_key=k) for k in c.binding_keys(only)], **flags)
+
+
+class ContractHandler(EventHandler):
+    """Nameko's event handler, its queue bound by the contract: a subscriber that takes
+    only some of a routed event's values never receives the others (a handler the
+    contract does not list, such as the gateway's broadcast ones, receives all)."""
+
+    def __init__(self, event_type: str, **kwargs) -> None:
+        self.contract = contract(event_type)
+        super().__init__(self.contract.source, self.contract.name, **kwargs)
+
+    def setup(self) -> None:
+        super().setup()
+        listed = [s for s in self.contract.subscribers if (s.service, s.method) == (self.container.service_name, self.method_name)]
+        q = self.queue
+        self.queue = contract_queue(
+            self.contract, q.name, q.exchange, listed[0].only if listed else (),
+            durable=q.durable, auto_delete=q.auto_delete, exclusive=q.exclusive,
+        )
 
 
 def dead_letter_queue() -> Queue:
@@ -96,7 +121,7 @@ def load_or_park(c: Contract, payload: Any, service_name: str, method_name: str)
         return None
 
 
-def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Callable | None = None) -> None:
+def handle(service: Any, c: Contract, method: Callable, payload: dict) -> None:
     service_name = service.name
     handler = f"{service_name}.{method.__name__}"
     queue = c.queue_name(service_name, method.__name__)
@@ -104,8 +129,10 @@ def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Cal
     if data is None:
         return
     event_id = str(payload["event_id"])
-    if when is not None and not when(data):
-        return  # not this handler's concern: no transaction, nothing to remember
+    if not c.takes(c.subscriber(service_name, method.__name__), data):
+        # not this handler's concern (its queue is not bound to such events; one came
+        # by a binding from before routing): no transaction, nothing to remember
+        return
 
     first_time_sql = _FIRST_TIME[service_name]
     session = service.db
@@ -138,20 +165,19 @@ def handle(service: Any, c: Contract, method: Callable, payload: dict, when: Cal
             eventlet.sleep(delay)
 
 
-def handles(event_type: str, when: Callable[[dict], bool] | None = None) -> Callable:
-    """Declare a service method as the idempotent, retried handler of ``event_type``;
-    with ``when``, only of those events whose data it accepts (the others are acked
-    without touching the database)."""
+def handles(event_type: str) -> Callable:
+    """Declare a service method as the idempotent, retried handler of ``event_type``, a
+    subscriber its contract lists (which says, for a routed event, the values it takes)."""
     c = contract(event_type)
 
     def decorator(method: Callable) -> Callable:
         @functools.wraps(method)
         def entrypoint(self, payload):
-            handle(self, c, method, payload, when)
+            handle(self, c, method, payload)
 
         # handle() catches every handler error; only a failure to park a message (the
         # broker gone) escapes, and then the message must go back, not be dropped
-        return event_handler(c.source, c.name, handler_type=SERVICE_POOL, requeue_on_error=True)(entrypoint)
+        return ContractHandler.decorator(event_type, handler_type=SERVICE_POOL, requeue_on_error=True)(entrypoint)
 
     return decorator
 

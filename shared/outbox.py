@@ -50,6 +50,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    TextClause,
     bindparam,
     delete,
     event,
@@ -63,8 +64,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from shared.config import settings
-from shared.db import make_engine
+from shared.db import compiled_once, make_engine
 from shared.events import Contract, contract, published_by
+from shared.handling import contract_queue
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +100,15 @@ def infrastructure_tables(metadata: MetaData) -> tuple[Table, Table]:
 
 
 _OUTBOX_TABLES: dict[str, Table] = {}
+_ADD_EVENT: dict[str, TextClause] = {}  # per service: one event into its outbox
 
 
 def register_outbox(outbox: Table) -> None:
     """Called by each service's models so :func:`add_event` can find its table."""
     _OUTBOX_TABLES[outbox.schema] = outbox
+    _ADD_EVENT[outbox.schema] = compiled_once(outbox.insert().inline().values(
+        {c: bindparam(c) for c in ("event_id", "event_type", "aggregate_id", "payload")}
+    ))
 
 
 def notify_channel(schema: str) -> str:
@@ -147,7 +153,6 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, 
     a second): for frequent events nobody waits for.
     """
     c: Contract = contract(event_type)
-    outbox = _OUTBOX_TABLES[c.source]
     event_id = str(uuid.uuid4())
     payload = {
         "event_id": event_id,
@@ -156,11 +161,10 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, 
         "aggregate_id": str(aggregate_id),
         "data": c.dump(data),
     }
-    session.execute(
-        outbox.insert().values(
-            event_id=event_id, event_type=event_type, aggregate_id=str(aggregate_id), payload=payload
-        )
-    )
+    # compiled once: an insert built here per event cost more CPU than running it
+    session.execute(_ADD_EVENT[c.source], {
+        "event_id": event_id, "event_type": event_type, "aggregate_id": str(aggregate_id), "payload": payload,
+    })
     if wake:
         _wake_relay(session, c.source)
     return event_id
@@ -198,21 +202,15 @@ def add_events(session: Session, event_type: str, items: list[tuple[dict, str]],
 
 
 def subscriber_queues(contracts: list[Contract], config: dict) -> list[Queue]:
-    queues = []
-    for c in contracts:
-        exchange = get_event_exchange(c.source, config)
-        for service, method in c.subscribers:
-            queues.append(
-                Queue(
-                    c.queue_name(service, method),
-                    exchange=exchange,
-                    routing_key=c.name,
-                    durable=True,
-                    auto_delete=False,
-                    exclusive=False,
-                )
-            )
-    return queues
+    """The durable queue of every subscriber, bound as its handler binds it."""
+    return [
+        contract_queue(
+            c, c.queue_name(s.service, s.method), get_event_exchange(c.source, config), s.only,
+            durable=True, auto_delete=False, exclusive=False,
+        )
+        for c in contracts
+        for s in c.subscribers
+    ]
 
 
 def declare_queues(amqp_uri: str, queues: list[Queue]) -> None:
@@ -330,8 +328,9 @@ class Relay:
                     (
                         json.dumps(row.payload).encode(),
                         self.exchange.name,
-                        self.contracts[row.event_type].name,
-                        bool(self.contracts[row.event_type].subscribers),
+                        self.contracts[row.event_type].routing_key(row.payload["data"]),
+                        # mandatory: returned (and kept here) if no subscriber's queue is bound
+                        self.contracts[row.event_type].has_subscriber_for(row.payload["data"]),
                         row.payload["event_id"],
                     )
                     for row in rows

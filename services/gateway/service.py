@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import segno
 from eventlet import tpool
-from nameko.events import BROADCAST, event_handler
+from nameko.events import BROADCAST
 from werkzeug.wrappers import Response
 
 from services.gateway import exports
@@ -23,6 +23,7 @@ from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
 from shared.errors import IdentityRejected, InvalidInput, NotFound
 from shared.expiring import Memory
+from shared.handling import ContractHandler
 from shared.health import rule_labels
 from shared.heap import SettledHeap
 from shared.ledger_filters import described, needs_health, parse_filters
@@ -39,8 +40,9 @@ REJECTED_FIELD = {"phone_mismatch": "phone", "name_mismatch": "name", "not_found
 WAIT_SECONDS = 5.0
 
 
-def _broadcast(source: str, event: str):
-    return event_handler(source, event, handler_type=BROADCAST, reliable_delivery=False)
+def _broadcast(event_type: str):
+    """Every instance hears every such event (of any purpose, for a routed one)."""
+    return ContractHandler.decorator(event_type, handler_type=BROADCAST, reliable_delivery=False)
 
 
 class GatewayService:
@@ -57,24 +59,24 @@ class GatewayService:
 
     # -- events that end a wait ---------------------------------------------------
 
-    @_broadcast("verify", "challenge_sent")
+    @_broadcast("verify.challenge_sent")
     def on_challenge_sent(self, payload):
         self.waiter.deliver(("challenge", payload["data"]["challenge_id"]), {"sent": payload["data"]})
 
-    @_broadcast("verify", "identity_rejected")
+    @_broadcast("verify.identity_rejected")
     def on_identity_rejected(self, payload):
         self.waiter.deliver(("challenge", payload["data"]["challenge_id"]), {"rejected": payload["data"]})
 
-    @_broadcast("org", "ledger_activated")
+    @_broadcast("org.ledger_activated")
     def on_ledger_activated(self, payload):
         self.waiter.deliver(("ledger_activated", payload["data"]["ledger_id"]), payload["data"])
 
-    @_broadcast("org", "ledger_closed")
+    @_broadcast("org.ledger_closed")
     def on_ledger_closed(self, payload):
         self.join_infos.forget_ledger(payload["data"]["ledger_id"])
         self.waiter.deliver(("ledger_closed", payload["data"]["ledger_id"]), payload["data"])
 
-    @_broadcast("org", "admin_added")
+    @_broadcast("org.admin_added")
     def on_admin_added(self, payload):
         data = payload["data"]
         if data.get("admin_id"):
@@ -83,11 +85,11 @@ class GatewayService:
             self.join_infos.forget_ledger(data["ledger_id"])
             self.waiter.deliver(("owner_changed", data["ledger_id"]), data)
 
-    @_broadcast("org", "qr_rotated")
+    @_broadcast("org.qr_rotated")
     def on_qr_rotated(self, payload):
         self.join_infos.forget_ledger(payload["data"]["ledger_id"])
 
-    @_broadcast("member", "joined")
+    @_broadcast("member.joined")
     def on_member_joined(self, payload):
         self.waiter.deliver(("member_joined", payload["data"]["membership_id"]), payload["data"])
 

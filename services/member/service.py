@@ -57,11 +57,11 @@ class MemberService(handling.ForgetsHandledEvents):
             live_counts=self.live_counts,
         )
 
-    @handles("verify.identity_verified", when=lambda d: d["purpose"] == "join")
+    @handles("verify.identity_verified")  # of joins only (routed by purpose)
     def on_identity_verified(self, data: dict, envelope: dict) -> None:
         memberships.activate(self.db, crypto(), data["subject_id"], data["challenge_id"], data["person_ref"])
 
-    @handles("verify.identity_rejected", when=lambda d: d["purpose"] == "join")
+    @handles("verify.identity_rejected")  # of joins only
     def on_identity_rejected(self, data: dict, envelope: dict) -> None:
         memberships.discard_pending(self.db, data["subject_id"], data["challenge_id"])
 

@@ -22,7 +22,6 @@ from shared.rpc import Rpc, rpc
 log = logging.getLogger(__name__)
 
 # the verifications org waits for (a join's is the member service's)
-ORG_PURPOSES = ("ledger_registration", "admin_invite", "reconfirm")
 expected = (TuantibuError,)
 
 
@@ -106,7 +105,7 @@ class OrgService(handling.ForgetsHandledEvents):
         if closed:
             log.info("closed %d ledgers past their end date", closed)
 
-    @handles("verify.identity_verified", when=lambda d: d["purpose"] in ORG_PURPOSES)
+    @handles("verify.identity_verified")  # of shared.events.ORG_PURPOSES only (routed by purpose)
     def on_identity_verified(self, data: dict, envelope: dict) -> None:
         purpose, subject, challenge, person = data["purpose"], data["subject_id"], data["challenge_id"], data["person_ref"]
         if purpose == "ledger_registration":
@@ -119,7 +118,7 @@ class OrgService(handling.ForgetsHandledEvents):
                 self.db, crypto(), subject, challenge, person
             )
 
-    @handles("verify.identity_rejected", when=lambda d: d["purpose"] in ORG_PURPOSES)
+    @handles("verify.identity_rejected")  # of ORG_PURPOSES only
     def on_identity_rejected(self, data: dict, envelope: dict) -> None:
         if data["purpose"] == "ledger_registration":
             ledgers.discard_pending_ledger(self.db, data["subject_id"], data["challenge_id"])

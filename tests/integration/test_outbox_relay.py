@@ -161,7 +161,7 @@ def test_subscriber_queues_are_declared_before_publishing_so_an_unconsumed_event
     with Connection(bus.uri) as conn:
         get_event_exchange("verify", {})(conn).declare()
     assert bus.queue_counts(VERIFY_QUEUE) is None
-    data = {"challenge_id": "c-1", "purpose": "join", "subject_id": None, "person_ref": "p-1"}
+    data = {"challenge_id": "c-1", "purpose": "ledger_registration", "subject_id": "l-1", "person_ref": "p-1"}
     with Session(engine) as session, session.begin():
         event_id = add_event(session, "verify.identity_verified", data, "c-1")
 
@@ -183,6 +183,37 @@ def test_subscriber_queues_are_declared_before_publishing_so_an_unconsumed_event
     assert bus.queue_counts(VERIFY_QUEUE) == (1, 0)
     [message] = bus.drain(VERIFY_QUEUE)
     assert message.body["event_id"] == event_id
+
+
+def test_a_routed_event_reaches_only_the_subscribers_that_take_its_purpose(engine, bus):
+    # verify.identity_verified is routed by purpose: org takes registrations, invites
+    # and re-confirmations, member takes joins, nobody takes logins. A queue bound as a
+    # broadcast handler is (no purpose given) hears all of them.
+    relay = Relay("verify", engine, bus.uri, {})
+    relay.declare()
+    member_queue = IDENTITY_VERIFIED.queue_name("member", "on_identity_verified")
+    with bus.channel() as ch:
+        ch.queue_declare("test-every-purpose", auto_delete=True)
+        for key in IDENTITY_VERIFIED.binding_keys():
+            ch.queue_bind("test-every-purpose", "verify.events", routing_key=key)
+    for queue in (VERIFY_QUEUE, member_queue, "test-every-purpose"):
+        bus.purge(queue)
+    sent = {}
+    with Session(engine) as session, session.begin():
+        for purpose in ("join", "ledger_registration", "login", "reconfirm", "admin_invite"):
+            data = {"challenge_id": str(uuid.uuid4()), "purpose": purpose, "subject_id": None, "person_ref": "p-1"}
+            sent[add_event(session, "verify.identity_verified", data, data["challenge_id"])] = purpose
+
+    # a login nobody subscribes to is published (not mandatory), not kept for ever
+    assert relay.relay_all() == 5
+    assert outbox_rows(engine, "verify") == 0
+
+    def purposes(queue):  # each was routed by the time the broker confirmed it
+        return sorted(sent[m.body["event_id"]] for m in wait_for(lambda: bus.drain(queue), what=queue))
+
+    assert purposes(VERIFY_QUEUE) == ["admin_invite", "ledger_registration", "reconfirm"]
+    assert purposes(member_queue) == ["join"]
+    assert purposes("test-every-purpose") == sorted(sent.values())
 
 
 def test_concurrent_relays_publish_every_event_once_in_aggregate_order(db_url, engine, org_relay, bus):

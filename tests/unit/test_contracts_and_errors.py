@@ -30,7 +30,7 @@ def declared_handlers() -> set[tuple[str, str, str]]:
 
 
 def test_contracts_list_exactly_the_declared_handlers():
-    listed = {(c.event_type, s, m) for c in CONTRACTS.values() for s, m in c.subscribers}
+    listed = {(c.event_type, s.service, s.method) for c in CONTRACTS.values() for s in c.subscribers}
     assert listed == declared_handlers()
 
 
