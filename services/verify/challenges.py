@@ -16,7 +16,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, delete, func, literal, select
+from sqlalchemy import bindparam, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -68,6 +68,29 @@ REJECTIONS = {
 }
 
 
+CHALLENGES, SENDS = Challenge.__table__, SmsSend.__table__
+
+
+def _sends_since(cap: str, *where):
+    """How many codes went out since ``:since`` under ``where``, counted no further
+    than the cap (``:<cap>``), so it costs no more however many an address asked for."""
+    capped = select(SENDS.c.id).where(SENDS.c.sent_at > bindparam("since"), *where).limit(bindparam(cap)).subquery()
+    return select(func.count()).select_from(capped).scalar_subquery()
+
+
+# Statements of the join path, built once over the tables (an ORM statement built per
+# call costs several times the CPU of running it): whether a challenge exists, both
+# daily caps (the client's only for a request that came with an address), one send.
+CHALLENGE_EXISTS = select(CHALLENGES.c.id).where(CHALLENGES.c.id == bindparam("id"))
+_to_phone = _sends_since("phone_cap", SENDS.c.phone_index == bindparam("phone_index"))
+SENT_TODAY = {
+    True: select(_to_phone, _sends_since("client_cap", SENDS.c.client == bindparam("client"))),
+    False: select(_to_phone, literal(0)),
+}
+RECORD_SEND = compiled_once(insert(SENDS).inline().values(
+    phone_index=bindparam("phone_index"), client=bindparam("client"), sent_at=bindparam("sent_at")
+))
+
 _identity = pg_insert(Identity)
 REMEMBER_IDENTITY = compiled_once(  # one upsert: the phone a person verified last
     _identity.values(
@@ -109,9 +132,8 @@ class Challenges:
 
     def start_identity(self, challenge_id: str, purpose: str, subject_id: str, applicant: dict, client: str = "") -> Challenge:
         """Check name + ID + phone with the Health Kit; on a match, send a code."""
-        existing = self.session.get(Challenge, challenge_id)
-        if existing is not None:
-            return existing
+        if self.session.execute(CHALLENGE_EXISTS, {"id": challenge_id}).first() is not None:
+            return self.session.get(Challenge, challenge_id)
         phone = applicant["phone"]
         person_ref = self.crypto.person_ref(applicant["id_type"], applicant["id_number"])
         challenge = self._new(challenge_id, purpose, subject_id, person_ref, phone, client)
@@ -223,22 +245,13 @@ class Challenges:
     # -- codes --------------------------------------------------------------------
 
     def _check_caps(self, phone_index: str, client: str) -> None:
-        """Both daily caps in one statement; each count stops at its cap, so it costs
-        no more however many codes an address (a busy office's NAT) asked for today."""
-        since = now() - timedelta(days=1)
-
-        def sends_up_to(cap: int, *where):
-            capped = select(SmsSend.id).where(SmsSend.sent_at > since, *where).limit(cap).subquery()
-            return select(func.count()).select_from(capped).scalar_subquery()
-
+        """Both daily caps in one statement (``SENT_TODAY``)."""
         phone_cap, client_cap = self.cfg.sms_daily_cap_per_phone, self.cfg.sms_daily_cap_per_client
+        params = {"since": now() - timedelta(days=1), "phone_index": phone_index, "phone_cap": phone_cap}
+        if client:
+            params.update(client=client, client_cap=client_cap)
         with self.session.no_autoflush:  # a new challenge is inserted once, complete, with its send
-            sent_to_phone, sent_from_client = self.session.execute(
-                select(
-                    sends_up_to(phone_cap, SmsSend.phone_index == phone_index),
-                    sends_up_to(client_cap, SmsSend.client == client) if client else literal(0),
-                )
-            ).one()
+            sent_to_phone, sent_from_client = self.session.execute(SENT_TODAY[bool(client)], params).one()
         if sent_to_phone >= phone_cap:
             raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
         if sent_from_client >= client_cap:
@@ -253,8 +266,8 @@ class Challenges:
         challenge.code_sent_at = sent_at
         challenge.code_expires_at = sent_at + timedelta(seconds=self.cfg.code_ttl_seconds)
         challenge.sends = (challenge.sends or 0) + 1
-        self.session.add(SmsSend(phone_index=challenge.phone_index, client=challenge.client, sent_at=sent_at))
         self.session.flush()
+        self.session.execute(RECORD_SEND, {"phone_index": challenge.phone_index, "client": challenge.client, "sent_at": sent_at})
         if deliver:
             self.sms.send(
                 phone,
