@@ -35,21 +35,24 @@ value that was sent; the request log masks ID numbers in paths.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import random
 import re
+import sys
 import threading
 import time
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from urllib.parse import unquote_to_bytes
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.db import array_literal, create_store
@@ -121,6 +124,13 @@ RECORD_COLUMNS = (
     residents.c.last_test_result,
     residents.c.vaccination,
     residents.c.updated_at,
+)
+# the reads every call makes, built once (one built per call costs more CPU than running it)
+IDENTITY_OF = sa.select(residents.c.id_type, residents.c.name, residents.c.phone).where(
+    residents.c.id_number == sa.bindparam("id_number")
+)
+RECORDS_OF = sa.select(*RECORD_COLUMNS).where(  # ids: one array literal (array_literal)
+    residents.c.id_number == sa.any_(sa.cast(sa.bindparam("ids", type_=sa.Text), postgresql.ARRAY(sa.Text)))
 )
 
 
@@ -382,15 +392,7 @@ class HealthKitSimulator:
         except FieldError:
             phone = data["phone"].strip()  # cannot be anyone's phone: a mismatch
         with self.reads.connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(residents.c.id_type, residents.c.name, residents.c.phone).where(
-                        residents.c.id_number == id_number
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(IDENTITY_OF, {"id_number": id_number}).mappings().first()
         if row is None or row["id_type"] != id_type:
             result = IdentityMatch.NOT_FOUND
         elif _normalise_name(row["name"]) != _normalise_name(data["name"]):
@@ -417,11 +419,8 @@ class HealthKitSimulator:
         if not unique:
             return _json({"records": []})
         # One statement per call, whatever the batch size.
-        query = sa.select(*RECORD_COLUMNS).where(
-            residents.c.id_number == sa.any_(sa.cast(sa.literal(array_literal(unique)), postgresql.ARRAY(sa.Text)))
-        )
         with self.reads.connect() as conn:
-            rows = conn.execute(query).mappings().all()
+            rows = conn.execute(RECORDS_OF, {"ids": array_literal(unique)}).mappings().all()
         return _json({"records": [record_from_row(row).to_dict() for row in rows]})
 
     def on_changes(self, request: Request) -> Response:
@@ -594,18 +593,111 @@ def redact_path(path: str) -> str:
     return _LONG_NUMBER_RE.sub("***", _PATH_ID_RE.sub(r"\1***", path))
 
 
-class RedactingRequestHandler(WSGIRequestHandler):
-    """werkzeug's request handler, logging paths with ID numbers masked. Nagle is off,
-    so a response's body does not wait 40 ms for the ACK of its headers on a
-    kept-alive connection (the Health Kit client keeps its connections)."""
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with kept-alive connections, for a WSGI app such as the simulator.
+
+    werkzeug's development server closes every connection after one answer (and waits
+    10 ms for stray request bytes before it does), so each Health Kit call cost a new TCP
+    connection, a new server thread and that wait. Here a connection and its thread
+    serve call after call: the request body is read in full (by its Content-Length)
+    before the app runs, so the next request line starts clean, and the answer goes out
+    with its Content-Length. Nagle is off, so an answer's body does not wait for the
+    ACK of its headers. Paths are logged with ID numbers masked."""
+
+    protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    timeout = 120  # an idle kept-alive connection (and its thread) ends after this
+
+    def _serve(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.send_error(411, "A request body needs a Content-Length")
+            self.close_connection = True
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_REQUEST_BYTES:
+            self.send_error(413 if length > 0 else 400, "Bad or too large Content-Length")
+            self.close_connection = True  # the body is not read: the connection cannot go on
+            return
+        body = self.rfile.read(length) if length else b""
+        answer: list = []
+
+        def start_response(status: str, headers: list, exc_info=None):
+            answer[:] = [status, headers]
+            return None
+
+        try:
+            chunks = self.server.app(self._environ(body), start_response)
+            try:
+                content = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        except Exception as exc:  # noqa: BLE001 - the type only: a message may quote input
+            log.error("simulator: %s %s failed (%s)", self.command, redact_path(self.path), type(exc).__name__)
+            self.send_error(500)
+            return
+        status, headers = answer
+        self.send_response(int(status[:3]), status[4:])
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+
+    def _environ(self, body: bytes) -> dict:
+        path, _, query = self.path.partition("?")
+        host, port = self.server.server_address[:2]
+        environ = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        command = getattr(self, "command", "?")
-        path = redact_path(getattr(self, "path", ""))
-        version = getattr(self, "request_version", "")
-        self.log("info", '"%s %s %s" %s %s', command, path, version, code, size)
+        log.info('"%s %s %s" %s %s', self.command, redact_path(self.path), self.request_version, code, size)
+
+    def log_error(self, format: str, *args) -> None:  # http.server's own complaints (bad request lines)
+        log.warning("simulator: %s", redact_path(format % args)[:200])
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    """One thread per connection; ``app`` answers every request."""
+
+    daemon_threads = True
+    request_queue_size = 128  # a hundred clients connecting at once are all accepted
+
+    def __init__(self, address: tuple[str, int], app) -> None:
+        self.app = app
+        super().__init__(address, KeepAliveHandler)
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -617,11 +709,11 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def create_server(app: HealthKitSimulator, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
-    """A threaded werkzeug server for ``app`` (one thread per connection, listen backlog
-    128: copes with a hundred concurrent clients). ``port=0`` picks a free port; read
-    it back from ``server.server_port``."""
-    return make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+def create_server(app: HealthKitSimulator, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
+    """A threaded server for ``app`` with kept-alive connections (one thread per
+    connection, listen backlog 128: copes with a hundred concurrent clients).
+    ``port=0`` picks a free port; read it back from ``server.server_port``."""
+    return SimulatorServer((host, port), app)
 
 
 def make_store_engine(database_url: str, pool_size: int = 10, autocommit: bool = False) -> Engine:
