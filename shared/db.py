@@ -125,8 +125,9 @@ def compiled_once(statement: UpdateBase, *returning) -> TextClause:
     ``returning`` names the columns of its RETURNING clause, if any, so rows come back
     typed."""
     compiled = statement.compile(dialect=_NAMED_PARAMS)
-    # a cast the dialect renders (``:payload::JSONB``) would hide the name from text()
-    sql = text(re.sub(r"(:\w+)::", r"\1 ::", compiled.string)).bindparams(*(  # literals in the statement keep their values
+    # the cast the dialect renders after some parameters (``:payload::JSONB``) would hide
+    # the name from text(); it goes, and text() renders it again from the parameter's type
+    sql = text(re.sub(r"(:\w+)::\w+", r"\1", compiled.string)).bindparams(*(  # literals in the statement keep their values
         bindparam(name, b.value, type_=b.type, required=b.required) for b, name in compiled.bind_names.items()
     ))
     return sql.columns(*returning) if returning else sql

@@ -59,3 +59,22 @@ def test_an_on_conflict_insert_compiled_once_runs_from_the_cache_with_the_same_e
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA IF EXISTS compiled_once_test CASCADE"))
         engine.dispose()
+
+
+def test_a_parameter_the_dialect_casts_is_cast_once_and_keeps_its_type(database_url):
+    # psycopg2's dialect renders JSONB parameters as ``%(p)s::JSONB``; compiled once, the
+    # text must keep the name bound and the cast single
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    docs = sa.Table("docs", sa.MetaData(), sa.Column("body", JSONB, nullable=False))
+    add = compiled_once(docs.insert().inline().values(body=sa.bindparam("body")))
+    sql = str(add.compile(dialect=make_engine(database_url).dialect))
+    assert sql.count("::JSONB") == 1, sql
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TEMPORARY TABLE docs (body jsonb NOT NULL)"))
+            conn.execute(add, {"body": {"名": "张伟", "n": 1}})
+            assert conn.execute(sa.text("SELECT body FROM docs")).scalar_one() == {"名": "张伟", "n": 1}
+    finally:
+        engine.dispose()
