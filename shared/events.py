@@ -193,8 +193,9 @@ class Contract:
     def event_type(self) -> str:
         return f"{self.source}.{self.name}"
 
-    def subscriber(self, service: str, method: str) -> Subscriber:
-        return next(s for s in self.subscribers if (s.service, s.method) == (service, method))
+    def subscriber(self, service: str, method: str) -> Subscriber | None:
+        """The listed subscriber, or None (e.g. the gateway's broadcast listeners)."""
+        return next((s for s in self.subscribers if (s.service, s.method) == (service, method)), None)
 
     def routing_key(self, data: dict) -> str:
         return f"{self.name}.{data[self.route_by]}" if self.route_by else self.name
@@ -206,8 +207,9 @@ class Contract:
             return [self.name]
         return [f"{self.name}.{value}" for value in only] if only else [f"{self.name}.*"]
 
-    def takes(self, subscriber: Subscriber, data: dict) -> bool:
-        return not (self.route_by and subscriber.only) or data.get(self.route_by) in subscriber.only
+    def takes(self, subscriber: Subscriber | None, data: dict) -> bool:
+        """Whether this subscriber (an unlisted one takes all) wants this event."""
+        return not (self.route_by and subscriber and subscriber.only) or data.get(self.route_by) in subscriber.only
 
     def has_subscriber_for(self, data: dict) -> bool:
         """Whether a durable queue must receive this event (else it may go nowhere)."""

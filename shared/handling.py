@@ -77,10 +77,10 @@ class ContractHandler(EventHandler):
 
     def setup(self) -> None:
         super().setup()
-        listed = [s for s in self.contract.subscribers if (s.service, s.method) == (self.container.service_name, self.method_name)]
+        listed = self.contract.subscriber(self.container.service_name, self.method_name)
         q = self.queue
         self.queue = contract_queue(
-            self.contract, q.name, q.exchange, listed[0].only if listed else (),
+            self.contract, q.name, q.exchange, listed.only if listed else (),
             durable=q.durable, auto_delete=q.auto_delete, exclusive=q.exclusive,
         )
 

@@ -46,11 +46,11 @@ from sqlalchemy import (
     Engine,
     Identity,
     Index,
+    Insert,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
-    TextClause,
     bindparam,
     delete,
     event,
@@ -64,7 +64,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from shared.config import settings
-from shared.db import compiled_once, make_engine
+from shared.db import make_engine
 from shared.events import Contract, contract, published_by
 from shared.handling import contract_queue
 
@@ -100,15 +100,13 @@ def infrastructure_tables(metadata: MetaData) -> tuple[Table, Table]:
 
 
 _OUTBOX_TABLES: dict[str, Table] = {}
-_ADD_EVENT: dict[str, TextClause] = {}  # per service: one event into its outbox
+_ADD_EVENT: dict[str, Insert] = {}  # per service, built once: events into its outbox
 
 
 def register_outbox(outbox: Table) -> None:
     """Called by each service's models so :func:`add_event` can find its table."""
     _OUTBOX_TABLES[outbox.schema] = outbox
-    _ADD_EVENT[outbox.schema] = compiled_once(outbox.insert().inline().values(
-        {c: bindparam(c) for c in ("event_id", "event_type", "aggregate_id", "payload")}
-    ))
+    _ADD_EVENT[outbox.schema] = outbox.insert().inline()  # (no RETURNING of the id)
 
 
 def notify_channel(schema: str) -> str:
@@ -161,7 +159,7 @@ def add_event(session: Session, event_type: str, data: dict, aggregate_id: str, 
         "aggregate_id": str(aggregate_id),
         "data": c.dump(data),
     }
-    # compiled once: an insert built here per event cost more CPU than running it
+    # built once: an insert built here per event cost more CPU than running it
     session.execute(_ADD_EVENT[c.source], {
         "event_id": event_id, "event_type": event_type, "aggregate_id": str(aggregate_id), "payload": payload,
     })
@@ -176,7 +174,6 @@ def add_events(session: Session, event_type: str, items: list[tuple[dict, str]],
     if not items:
         return 0
     c: Contract = contract(event_type)
-    outbox = _OUTBOX_TABLES[c.source]
     occurred_at = datetime.now(timezone.utc).isoformat()
     rows = []
     for data, aggregate_id in items:
@@ -195,7 +192,7 @@ def add_events(session: Session, event_type: str, items: list[tuple[dict, str]],
                 },
             }
         )
-    session.execute(outbox.insert(), rows)
+    session.execute(_ADD_EVENT[c.source], rows)
     if wake:
         _wake_relay(session, c.source)
     return len(rows)

@@ -21,7 +21,6 @@ from shared.rpc import Rpc, rpc
 
 log = logging.getLogger(__name__)
 
-# the verifications org waits for (a join's is the member service's)
 expected = (TuantibuError,)
 
 

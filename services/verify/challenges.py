@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import NoReturn
 
-from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -95,9 +95,7 @@ FINISH = (  # a challenge ends: its code and phone go (a column's own name would
     .values(status=bindparam("to"), reason=None, code_digest=None, phone_enc=None, finished_at=bindparam("at"))
 )
 OPEN_SESSION = insert(UserSession.__table__).inline()
-RECORD_SEND = compiled_once(insert(SENDS).inline().values(
-    phone_index=bindparam("phone_index"), client=bindparam("client"), sent_at=bindparam("sent_at")
-))
+RECORD_SEND = insert(SENDS).inline()
 
 _identity = pg_insert(Identity)
 REMEMBER_IDENTITY = compiled_once(  # one upsert: the phone a person verified last
@@ -332,7 +330,7 @@ class Challenges:
             raise NotFound("No such challenge.")
         return challenge
 
-    def _refuse_finished(self, challenge: Challenge) -> None:
+    def _refuse_finished(self, challenge: Challenge | Row) -> None:
         if challenge.status == "rejected":
             message = dict(REJECTIONS.values()).get(challenge.reason, IdentityRejected.default_message)
             raise IdentityRejected(message, details={"reason": challenge.reason})
@@ -396,7 +394,7 @@ class Challenges:
         self.session.commit()
         raise WrongCode(field="code", details={"attempts_left": left})
 
-    def _remember_identity(self, challenge: Challenge) -> None:
+    def _remember_identity(self, challenge: Challenge | Row) -> None:
         """The phone this person verified, for logins and notices (one upsert)."""
         phone = self.crypto.master.decrypt_text(challenge.phone_enc, aad=challenge.id.encode())
         self.session.execute(REMEMBER_IDENTITY, {

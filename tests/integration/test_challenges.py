@@ -17,8 +17,7 @@ from shared.config import load_settings
 from shared.crypto import Crypto
 from shared.errors import CodeExpired, Conflict, RateLimited, TooManyAttempts, WrongCode
 from shared.healthkit import HealthKitUnavailable, IdentityMatch
-from shared.migrate import upgrade_all
-from tests.conftest import create_database, drop_database
+from tests.integration.support import migrated_database
 from tests.people import person
 
 CFG = load_settings({"SMS_DAILY_CAP_PER_PHONE": "3"})
@@ -55,12 +54,10 @@ class FakeSms:
 
 @pytest.fixture(scope="module")
 def engine():
-    url = create_database()
-    upgrade_all(url)
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
-    drop_database(url)
+    with migrated_database() as url:
+        engine = create_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture

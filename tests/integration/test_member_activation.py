@@ -17,9 +17,8 @@ from shared import join_links
 from shared.config import load_settings
 from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
-from shared.migrate import upgrade_all
 from shared.outbox import _OUTBOX_TABLES
-from tests.conftest import create_database, drop_database
+from tests.integration.support import migrated_database
 from tests.people import person
 
 CFG = load_settings({})
@@ -28,12 +27,10 @@ OUTBOX = _OUTBOX_TABLES["member"]
 
 @pytest.fixture(scope="module")
 def engine():
-    url = create_database()
-    upgrade_all(url)
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
-    drop_database(url)
+    with migrated_database() as url:
+        engine = create_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture
