@@ -191,7 +191,8 @@ def test_a_crowd_scanning_one_link_costs_org_one_call_and_a_rotation_shows_at_on
 
 def test_rotated_or_tampered_links_are_refused(api, running, ledger):
     version = "SELECT qr_version FROM member.ledgers WHERE ledger_id = %s"
-    before = sql(running, version, ledger["id"])[0][0]
+    # member learns of the ledger by event (org.ledger_activated), maybe after the fixture returns
+    before = wait_until(lambda: sql(running, version, ledger["id"]), what="member to know the ledger")[0][0]
     rotated = api.post(f"/api/ledgers/{ledger['id']}/qr/rotate", token=ledger["admin_token"]).json()["token"]
     joiner = known_person(api)
     wait_until(lambda: api.get(f"/api/join/{rotated}").status_code == 200, what="new link")
