@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from services.healthsync.models import Alert, AlertRead, DigestSubscription
 from shared.errors import InvalidInput
@@ -16,20 +16,25 @@ from shared.health import REASON_LABELS
 MAX_ALERTS = 200
 
 
-def _read(person_ref: str):
-    return exists().where(AlertRead.alert_id == Alert.id, AlertRead.person_ref == person_ref)
+def _read(person_ref: str, alert=Alert):
+    return exists().where(AlertRead.alert_id == alert.id, AlertRead.person_ref == person_ref)
 
 
 def list_alerts(session: Session, ledger_id: str, person_ref: str, limit: int = 100) -> dict:
+    # the newest alerts and the unread count in one statement, so from one snapshot: two
+    # statements could count an alert written between them that the list does not show
+    other = aliased(Alert)
+    unread = (
+        select(func.count()).select_from(other)
+        .where(other.ledger_id == ledger_id, ~_read(person_ref, other))
+        .scalar_subquery()
+    )
     rows = session.execute(
-        select(Alert, _read(person_ref).label("read"))
+        select(Alert, _read(person_ref).label("read"), unread.label("unread"))
         .where(Alert.ledger_id == ledger_id)
         .order_by(Alert.at.desc(), Alert.id.desc())
         .limit(min(limit, MAX_ALERTS))
     ).all()
-    unread = session.scalar(
-        select(func.count()).select_from(Alert).where(Alert.ledger_id == ledger_id, ~_read(person_ref))
-    )
     subscribed = session.get(DigestSubscription, (ledger_id, person_ref)) is not None
     return {
         "items": [
@@ -41,9 +46,10 @@ def list_alerts(session: Session, ledger_id: str, person_ref: str, limit: int = 
                 "at": a.at.isoformat(),
                 "read": bool(read),
             }
-            for a, read in rows
+            for a, read, _ in rows
         ],
-        "unread": unread,
+        # no alert listed: none in this ledger (in the same snapshot), so none unread
+        "unread": rows[0].unread if rows else 0,
         "digest": subscribed,
     }
 
