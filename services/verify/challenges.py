@@ -256,8 +256,9 @@ class Challenges:
         params = {"since": now() - timedelta(days=1), "phone_index": phone_index, "phone_cap": phone_cap}
         if client:
             params.update(client=client, client_cap=client_cap)
-        with self.session.no_autoflush:  # a new challenge is inserted once, complete, with its send
-            sent_to_phone, sent_from_client = self.session.execute(SENT_TODAY[bool(client)], params).one()
+        # a Core statement: it does not flush the pending new challenge (that is flushed
+        # once, complete, in _send_code)
+        sent_to_phone, sent_from_client = self.session.execute(SENT_TODAY[bool(client)], params).one()
         if sent_to_phone >= phone_cap:
             raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
         if sent_from_client >= client_cap:

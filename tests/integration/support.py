@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import pika
 from pika.exceptions import ChannelClosedByBroker
+from sqlalchemy import Engine, create_engine
 
 from shared.migrate import upgrade_all
 from tests.bus import create_vhost, delete_vhost
@@ -127,6 +128,17 @@ def migrated_database() -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+@contextlib.contextmanager
+def migrated_engine() -> Iterator[Engine]:
+    """An engine over a fresh database with every service's migrations (dropped after)."""
+    with migrated_database() as url:
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:

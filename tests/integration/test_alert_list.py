@@ -6,20 +6,18 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, event, insert
+from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
 from services.healthsync import alerts
 from services.healthsync.models import Alert
-from tests.integration.support import migrated_database
+from tests.integration.support import migrated_engine
 
 
 @pytest.fixture(scope="module")
 def engine():
-    with migrated_database() as url:
-        engine = create_engine(url)
+    with migrated_engine() as engine:
         yield engine
-        engine.dispose()
 
 
 def _alert(conn, ledger_id: str, kind: str) -> None:

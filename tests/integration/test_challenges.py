@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 import services.org.models  # noqa: F401 - registers every outbox table
@@ -17,7 +17,7 @@ from shared.config import load_settings
 from shared.crypto import Crypto
 from shared.errors import CodeExpired, Conflict, RateLimited, TooManyAttempts, WrongCode
 from shared.healthkit import HealthKitUnavailable, IdentityMatch
-from tests.integration.support import migrated_database
+from tests.integration.support import migrated_engine
 from tests.people import person
 
 CFG = load_settings({"SMS_DAILY_CAP_PER_PHONE": "3"})
@@ -54,10 +54,8 @@ class FakeSms:
 
 @pytest.fixture(scope="module")
 def engine():
-    with migrated_database() as url:
-        engine = create_engine(url)
+    with migrated_engine() as engine:
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture

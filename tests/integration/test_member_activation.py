@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 import services.member.models  # noqa: F401 - registers the member outbox
@@ -18,7 +18,7 @@ from shared.config import load_settings
 from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
 from shared.outbox import _OUTBOX_TABLES
-from tests.integration.support import migrated_database
+from tests.integration.support import migrated_engine
 from tests.people import person
 
 CFG = load_settings({})
@@ -27,10 +27,8 @@ OUTBOX = _OUTBOX_TABLES["member"]
 
 @pytest.fixture(scope="module")
 def engine():
-    with migrated_database() as url:
-        engine = create_engine(url)
+    with migrated_engine() as engine:
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture
