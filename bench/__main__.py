@@ -26,14 +26,15 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import comparison, join, view  # noqa: E402
+from bench import comparison, floor, join, view  # noqa: E402
 from bench.logscan import print_findings, scan  # noqa: E402
 from bench.procstats import CpuMeter, stack_memory  # noqa: E402
 from bench.report import merge_results, print_memory  # noqa: E402
 from bench.stack import BenchStack  # noqa: E402
 
-# name → module with NAME, STACK_ENV, run(stack, args, stop, meter_factory) and print_report(result)
-BENCHMARKS = {join.NAME: join, comparison.NAME: comparison, view.NAME: view}
+# name → module with NAME, STACK_ENV, run(stack, args, stop, meter_factory) and print_report(result);
+# and STACK where it runs on a stack other than BenchStack
+BENCHMARKS = {join.NAME: join, floor.NAME: floor, comparison.NAME: comparison, view.NAME: view}
 # benchmarks whose figures --quick changes (stored as '<name>@quick')
 QUICK_AWARE = (comparison.NAME, view.NAME)
 KEEP_LOG_RUNS = 5
@@ -129,7 +130,7 @@ def run_one(name: str, args: argparse.Namespace) -> int:
     began = time.monotonic()
     load_before = os.getloadavg()
     stop = threading.Event()
-    bench_stack = BenchStack(log_dir, extra_env=dict(module.STACK_ENV))
+    bench_stack = getattr(module, "STACK", BenchStack)(log_dir, extra_env=dict(module.STACK_ENV))
     rc = 0
     try:
         print(f"bench {name}: starting a private stack (logs in {log_dir})...", flush=True)
