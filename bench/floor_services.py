@@ -8,8 +8,9 @@ gateways, ``identity_verified`` → member, ``joined`` → healthsync and the ga
 with the project's ``Rpc``, Nameko events to durable queues, broadcast to the gateway's
 waiter, urllib3 to a kept-alive HTTP server), but no hop does any work: no database, no
 outbox, no crypto, no validation. Events go out without publisher confirms, one broker
-round trip less than the real outbox relays' confirmed publishing. What a join costs here is what the design's message
-flow costs on this stack before any domain work: the floor under the real join.
+round trip less than the real outbox relays' confirmed publishing. What a join costs
+here is what the design's message flow costs on this stack before any domain work:
+the floor under the real join.
 
 No personal data: the "person" is a random key the benchmark makes up.
 """
