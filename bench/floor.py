@@ -20,11 +20,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 import uuid
 
-from bench.join import TARGET_JOINS_PER_S, TARGET_P99_MS, cpu_per_join, ping_scenario
-from bench.load import TRANSPORT_ERRORS, Client, Recorder, StepFailed, error_key, run_phase, summary
+from bench.join import STEPS, TARGET_JOINS_PER_S, TARGET_P99_MS, cpu_per_join, ping_scenario
+from bench.load import Client, Iteration, StepFailed, error_key, looped, run_phase, summary
 from bench.stack import BenchStack, free_port
 from shared.healthkit.simulator import create_server
 from shared.stack import ROOT, Stack
@@ -33,7 +32,6 @@ from tests.bus import create_vhost
 NAME = "floor"
 STACK_ENV: dict[str, str] = {}
 SERVICES = ("FloorMember", "FloorVerify", "FloorHealthsync", "FloorGateway")
-STEPS = ("join_info", "join_request", "sms_code", "confirm")
 
 
 def sim_app(environ, start_response):
@@ -66,12 +64,12 @@ class FloorStack(BenchStack):
             "FLOOR_SIM_URL": f"http://127.0.0.1:{sim_port}",
         }
         self.stack = Stack(self.env, log_dir=self.log_dir)
-        self.stack._spawn("healthkit-sim", [sys.executable, "-m", "bench.floor", "serve-sim", str(sim_port)])
+        self.stack.spawn("healthkit-sim", [sys.executable, "-m", "bench.floor", "serve-sim", str(sim_port)])
         for service in SERVICES:
             # as shared.stack starts the real gateway: its workers mostly wait, and the
             # broadcasts that wake them need free workers of the same pool
             env = {**self.env, "MAX_WORKERS": "200"} if service == "FloorGateway" else None
-            self.stack._spawn(
+            self.stack.spawn(
                 service.removeprefix("Floor").lower(),
                 [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"),
                  f"bench.floor_services:{service}"],
@@ -85,49 +83,39 @@ STACK = FloorStack  # bench.__main__ runs this benchmark on it instead of a Benc
 
 
 def floor_scenario():
-    def scenario(client: Client, rec: Recorder, running) -> None:
-        while running():
-            step, t0 = "join_info", time.monotonic()
-            try:
-                begun = t0
-                r = client.get("/api/join/floor")
-                if r.status_code != 200:
-                    raise StepFailed(error_key(r))
-                rec.step(step, t0, time.monotonic())
+    def one(client: Client, it: Iteration) -> None:
+        begun = it.start("join_info")
+        r = client.get("/api/join/floor")
+        if r.status_code != 200:
+            raise StepFailed(error_key(r))
+        it.done()
 
-                step, t0 = "join_request", time.monotonic()
-                r = client.post("/api/join/floor", {"person": uuid.uuid4().hex})
-                body = r.json()
-                if r.status_code != 201:
-                    raise StepFailed(error_key(r, body.get("status", "")))
-                rec.step(step, t0, time.monotonic())
+        it.start("join_request")
+        r = client.post("/api/join/floor", {"person": uuid.uuid4().hex})
+        body = r.json()
+        if r.status_code != 201:
+            raise StepFailed(error_key(r, body.get("status", "")))
+        it.done()
 
-                step, t0 = "sms_code", time.monotonic()
-                r = client.get("/api/dev/sms", {"challenge_id": body["challenge_id"]})
-                items = r.json()["items"]
-                if r.status_code != 200 or not items:
-                    raise StepFailed(error_key(r, "no code"))
-                rec.step(step, t0, time.monotonic())
+        it.start("sms_code")
+        r = client.get("/api/dev/sms", {"challenge_id": body["challenge_id"]})
+        items = r.json()["items"]
+        if r.status_code != 200 or not items:
+            raise StepFailed(error_key(r, "no code"))
+        it.done()
 
-                step, t0 = "confirm", time.monotonic()
-                r = client.post(
-                    f"/api/challenges/{body['challenge_id']}/confirm",
-                    {"membership_id": body["membership_id"], "code": items[0]["text"][-6:]},
-                )
-                if r.status_code != 200 or r.json().get("membership_status") != "active":
-                    raise StepFailed(error_key(r, r.json().get("membership_status", "")))
-                ended = time.monotonic()
-                rec.step(step, t0, ended)
-                rec.step("join_total", begun, ended)
-                rec.complete(ended)
-            except StepFailed as failed:
-                rec.error(step, failed.key, t0)
-                time.sleep(0.05)
-            except TRANSPORT_ERRORS as exc:
-                rec.error(step, type(exc).__name__, t0)
-                time.sleep(0.05)
+        it.start("confirm")
+        r = client.post(
+            f"/api/challenges/{body['challenge_id']}/confirm",
+            {"membership_id": body["membership_id"], "code": items[0]["text"][-6:]},
+        )
+        if r.status_code != 200 or r.json().get("membership_status") != "active":
+            raise StepFailed(error_key(r, r.json().get("membership_status", "")))
+        ended = it.done()
+        it.rec.step("join_total", begun, ended)
+        it.rec.complete(ended)
 
-    return scenario
+    return looped(one)
 
 
 def run(stack: FloorStack, args, stop: threading.Event, meter_factory) -> dict:

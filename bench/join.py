@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 import requests
 
-from bench.load import TRANSPORT_ERRORS, Client, Recorder, StepFailed, error_key, run_phase, summary
+from bench.load import Client, Iteration, Recorder, StepFailed, error_key, looped, run_phase, summary
 from bench.procstats import ConnectionSampler
 from tests.e2e.api_client import ApiClient
 from tests.e2e.flows import create_active_ledger, join_form, join_token, known_person
@@ -117,80 +117,60 @@ def _code_in(items: list[dict]) -> str | None:
 
 
 def join_scenario(token: str, pool: JoinerPool):
-    def scenario(client: Client, rec: Recorder, running) -> None:
-        while running():
-            step, t0 = "register_joiner", time.monotonic()
-            try:
-                p = pool.take(rec)
-                begun = time.monotonic()
-                step, t0 = "join_info", begun
-                r = client.get(f"/api/join/{token}")
-                if r.status_code != 200:
-                    raise StepFailed(error_key(r))
-                rec.step(step, t0, time.monotonic())
+    def one(client: Client, it: Iteration) -> None:
+        it.start("register_joiner")
+        p = pool.take(it.rec)
+        begun = it.start("join_info")
+        r = client.get(f"/api/join/{token}")
+        if r.status_code != 200:
+            raise StepFailed(error_key(r))
+        it.done()
 
-                step, t0 = "join_request", time.monotonic()
-                r = client.post(f"/api/join/{token}", join_form(p))
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                if r.status_code != 201 or body.get("status") != "code_sent":
-                    raise StepFailed(error_key(r, body.get("status", "") if r.status_code < 300 else ""))
-                rec.step(step, t0, time.monotonic())
-                challenge_id = body["challenge_id"]
+        it.start("join_request")
+        r = client.post(f"/api/join/{token}", join_form(p))
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        if r.status_code != 201 or body.get("status") != "code_sent":
+            raise StepFailed(error_key(r, body.get("status", "") if r.status_code < 300 else ""))
+        it.done()
+        challenge_id = body["challenge_id"]
 
-                step, t0 = "sms_code", time.monotonic()
-                code, polls = None, 0
-                while code is None:
-                    polls += 1
-                    r = client.get("/api/dev/sms", {"phone": p.phone})
-                    if r.status_code != 200:
-                        raise StepFailed(error_key(r))
-                    code = _code_in(r.json().get("items", []))
-                    if code is None:
-                        if time.monotonic() - t0 > SMS_WAIT_SECONDS:
-                            raise StepFailed("no code within 10 s")
-                        time.sleep(SMS_POLL_SECONDS)
-                rec.step(step, t0, time.monotonic())
-                if polls > 1:
-                    rec.note("SMS code not there on the first read (polled again)")
+        t0 = it.start("sms_code")
+        code, polls = None, 0
+        while code is None:
+            polls += 1
+            r = client.get("/api/dev/sms", {"phone": p.phone})
+            if r.status_code != 200:
+                raise StepFailed(error_key(r))
+            code = _code_in(r.json().get("items", []))
+            if code is None:
+                if time.monotonic() - t0 > SMS_WAIT_SECONDS:
+                    raise StepFailed("no code within 10 s")
+                time.sleep(SMS_POLL_SECONDS)
+        it.done()
+        if polls > 1:
+            it.rec.note("SMS code not there on the first read (polled again)")
 
-                step, t0 = "confirm", time.monotonic()
-                r = client.post(f"/api/challenges/{challenge_id}/confirm", {"code": code})
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                if r.status_code != 200 or body.get("membership_status") != "active":
-                    raise StepFailed(error_key(r, body.get("membership_status", "") if r.status_code < 300 else ""))
-                ended = time.monotonic()
-                rec.step(step, t0, ended)
-                rec.step("join_total", begun, ended)
-                rec.complete(ended)
-            except StepFailed as failed:
-                rec.error(step, failed.key, t0)
-                time.sleep(0.05)
-            except TRANSPORT_ERRORS as exc:
-                rec.error(step, type(exc).__name__, t0)
-                time.sleep(0.05)
+        it.start("confirm")
+        r = client.post(f"/api/challenges/{challenge_id}/confirm", {"code": code})
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        if r.status_code != 200 or body.get("membership_status") != "active":
+            raise StepFailed(error_key(r, body.get("membership_status", "") if r.status_code < 300 else ""))
+        ended = it.done()
+        it.rec.step("join_total", begun, ended)
+        it.rec.complete(ended)
 
-    return scenario
+    return looped(one)
 
 
 def ping_scenario():
-    def scenario(client: Client, rec: Recorder, running) -> None:
-        while running():
-            t0 = time.monotonic()
-            try:
-                r = client.get("/api/ping")
-                if r.status_code != 200 or r.json().get("pong") is not True:
-                    raise StepFailed(error_key(r))
-                ended = time.monotonic()
-                rec.step("ping", t0, ended)
-                rec.complete(ended)
-            except StepFailed as failed:
-                rec.error("ping", failed.key, t0)
-                time.sleep(0.05)
-            except TRANSPORT_ERRORS as exc:
-                rec.error("ping", type(exc).__name__, t0)
-                time.sleep(0.05)
+    def one(client: Client, it: Iteration) -> None:
+        it.start("ping")
+        r = client.get("/api/ping")
+        if r.status_code != 200 or r.json().get("pong") is not True:
+            raise StepFailed(error_key(r))
+        it.rec.complete(it.done())
 
-    return scenario
+    return looped(one)
 
 
 # -- after the run: what the system says ---------------------------------------------------

@@ -154,6 +154,45 @@ class Recorder:
             self.notes[what] += 1
 
 
+class Iteration:
+    """One pass of a scenario: times its steps, and knows which one runs if it fails."""
+
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+        self.step = ""
+        self.t0 = time.monotonic()
+
+    def start(self, step: str) -> float:
+        self.step, self.t0 = step, time.monotonic()
+        return self.t0
+
+    def done(self) -> float:
+        """The running step succeeded: its latency is recorded; returns when it ended."""
+        ended = time.monotonic()
+        self.rec.step(self.step, self.t0, ended)
+        return ended
+
+
+def looped(one: Callable[[Client, Iteration], None]) -> Callable[[Client, Recorder, Callable[[], bool]], None]:
+    """A scenario running ``one(client, iteration)`` until the phase ends. A step that
+    fails (``StepFailed``, or below HTTP) is counted as that step's error, and the next
+    pass starts 50 ms later."""
+
+    def scenario(client: Client, rec: Recorder, running: Callable[[], bool]) -> None:
+        while running():
+            it = Iteration(rec)
+            try:
+                one(client, it)
+            except StepFailed as failed:
+                rec.error(it.step, failed.key, it.t0)
+                time.sleep(0.05)
+            except TRANSPORT_ERRORS as exc:
+                rec.error(it.step, type(exc).__name__, it.t0)
+                time.sleep(0.05)
+
+    return scenario
+
+
 def run_phase(
     users: int,
     duration: float,

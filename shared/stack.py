@@ -87,7 +87,8 @@ class Stack:
         self.processes: dict[str, subprocess.Popen] = {}
         self._logs: list[IO] = []
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        """Start ``args`` as process ``name`` (its output in ``log_dir/name.log``)."""
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ class Stack:
 
     def start(self, services: tuple[str, ...] = SERVICES, simulator: bool = True) -> "Stack":
         if simulator:
-            self._spawn("healthkit-sim", [sys.executable, "-m", "shared.healthkit", "serve"])
+            self.spawn("healthkit-sim", [sys.executable, "-m", "shared.healthkit", "serve"])
         for service in services:
             self.start_service(service)
         return self
@@ -110,7 +111,7 @@ class Stack:
             # gateway workers mostly wait (for replies, for events that end a wait), and
             # the broadcast events that wake them need free workers of the same pool
             env_overrides.setdefault("MAX_WORKERS", self.env.get("GATEWAY_MAX_WORKERS", "200"))
-        self._spawn(
+        self.spawn(
             name or service,
             [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"), f"services.{service}.service"],
             {**self.env, **env_overrides},
