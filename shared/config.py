@@ -84,6 +84,7 @@ class Settings:
     gateway_tls_key: str
     session_cache_seconds: float
     join_info_cache_seconds: float
+    trusted_proxy_hops: int
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -130,6 +131,13 @@ def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _count(env: Mapping[str, str], name: str, default: str) -> int:
+    value = int(env.get(name, default))
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             gateway_tls_key=env.get("GATEWAY_TLS_KEY", ""),
             session_cache_seconds=float(env.get("SESSION_CACHE_SECONDS", "10")),
             join_info_cache_seconds=float(env.get("JOIN_INFO_CACHE_SECONDS", "10")),
+            trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS", "0"),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.errors import status_for
+from shared.config import settings
 from shared.errors import InvalidInput, TuantibuError, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,20 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def client_of(request: Request) -> str:
+def client_of(request: Request, trusted_hops: int | None = None) -> str:
+    """The address a request came from, as the SMS caps count it (at most 64 characters,
+    as verify stores it).
+
+    Behind ``TRUSTED_PROXY_HOPS`` reverse proxies, each appending the address it saw to
+    ``X-Forwarded-For``, it is the address the outermost one saw (werkzeug's ProxyFix
+    rule); fewer entries than proxies (a request that bypassed one) give the peer. With
+    no trusted proxy the header is ignored: anyone can write it, and believing it would
+    let one address spend as many codes as it likes."""
+    hops = settings().trusted_proxy_hops if trusted_hops is None else trusted_hops
+    if hops:
+        forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",")]
+        if len(forwarded) >= hops and forwarded[-hops]:
+            return forwarded[-hops][:64]
     return (request.remote_addr or "")[:64]
 
 
