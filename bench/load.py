@@ -49,16 +49,16 @@ class Client:
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
-    def get(self, path: str, params: dict | None = None) -> Response:
-        return self.request("GET", path + ("?" + urlencode(params) if params else ""))
+    def get(self, path: str, params: dict | None = None, headers: dict | None = None) -> Response:
+        return self.request("GET", path + ("?" + urlencode(params) if params else ""), headers=headers)
 
-    def post(self, path: str, json_body: Any = None) -> Response:
-        return self.request("POST", path, json.dumps(json_body).encode() if json_body is not None else b"")
+    def post(self, path: str, json_body: Any = None, headers: dict | None = None) -> Response:
+        return self.request("POST", path, json.dumps(json_body).encode() if json_body is not None else b"", headers)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> Response:
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
         try:
             self._conn.request(method, self.prefix + path, body=body, headers=headers)
             answer = self._conn.getresponse()
