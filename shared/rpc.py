@@ -11,12 +11,17 @@ told "done". ``@rpc`` from here commits the worker's session first and replies w
 error if the commit fails.
 
 Requests and replies go out without publisher confirms (see ``UnconfirmedPublisher``).
+Nameko still asks for ``mandatory`` delivery of a request and warns, at every process's
+first call, that without confirms an unroutable one goes unseen. That is known and
+handled: such a request ends as the caller's timeout (a 503), so the warning is
+silenced rather than left to alarm whoever reads the logs.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Any
 
 import eventlet
@@ -36,6 +41,11 @@ from shared.db import Database
 from shared.errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+warnings.filterwarnings(
+    "ignore", message="Mandatory delivery was requested, but unroutable messages cannot be detected",
+    category=UserWarning, module="nameko.amqp.publish",
+)
 
 
 class TimedServiceProxy:

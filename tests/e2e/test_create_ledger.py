@@ -275,6 +275,15 @@ def test_no_plaintext_id_or_phone_in_logs_bus_or_storage(api, running):
         assert p.id_number.encode() not in bytes(column) and p.phone.encode() not in bytes(column)
 
 
+def test_the_service_logs_carry_no_warning_about_unconfirmed_rpc(api, running, admin):
+    # RPCs go out unconfirmed on purpose (an unroutable one ends as the caller's
+    # timeout); Nameko's warning about it, at each process's first call, is silenced
+    create_active_ledger(api, admin)  # the gateway's RPCs to org and verify
+    logs = running.logs()
+    assert "POST /api/ledgers" in logs  # the logs are really captured
+    assert "Mandatory delivery" not in logs and "UserWarning" not in logs
+
+
 def test_a_phone_gets_at_most_the_daily_cap_of_codes(api, admin):
     create_active_ledger(api, admin)
     sent = api.sms_count(admin.phone)  # one so far today
