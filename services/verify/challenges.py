@@ -85,7 +85,8 @@ def _sends_since(cap: str, *where):
 CHALLENGE_EXISTS = select(CHALLENGES.c.id).where(CHALLENGES.c.id == bindparam("id"))
 _to_phone = _sends_since("phone_cap", SENDS.c.phone_index == bindparam("phone_index"))
 SENT_TODAY = {
-    True: select(_to_phone, _sends_since("client_cap", SENDS.c.client == bindparam("client"))),
+    # a client address's cap counts only codes not confirmed (see SmsSend)
+    True: select(_to_phone, _sends_since("client_cap", SENDS.c.client == bindparam("client"), ~SENDS.c.confirmed)),
     False: select(_to_phone, literal(0)),
 }
 CHALLENGE_FOR_UPDATE = select(CHALLENGES).where(CHALLENGES.c.id == bindparam("id")).with_for_update()
@@ -93,6 +94,19 @@ FINISH = (  # a challenge ends: its code and phone go (a column's own name would
     update(CHALLENGES)
     .where(CHALLENGES.c.id == bindparam("challenge"))
     .values(status=bindparam("to"), reason=None, code_digest=None, phone_enc=None, finished_at=bindparam("at"))
+)
+# the right code: the challenge ends as verified, and its codes (found by the phone's
+# sends of the last day) stop counting against the address they were asked from; one
+# statement, the mark riding along as a CTE
+VERIFIED = FINISH.add_cte(
+    update(SENDS)
+    .where(
+        SENDS.c.phone_index == bindparam("phone"),
+        SENDS.c.sent_at > bindparam("since"),
+        SENDS.c.challenge_id == bindparam("challenge"),
+    )
+    .values(confirmed=True)
+    .cte("confirmed_sends")
 )
 OPEN_SESSION = insert(UserSession.__table__).inline()
 RECORD_SEND = insert(SENDS).inline()
@@ -274,7 +288,10 @@ class Challenges:
         challenge.code_expires_at = sent_at + timedelta(seconds=self.cfg.code_ttl_seconds)
         challenge.sends = (challenge.sends or 0) + 1
         self.session.flush()
-        self.session.execute(RECORD_SEND, {"phone_index": challenge.phone_index, "client": challenge.client, "sent_at": sent_at})
+        self.session.execute(RECORD_SEND, {
+            "phone_index": challenge.phone_index, "client": challenge.client, "sent_at": sent_at,
+            "challenge_id": challenge.id,
+        })
         if deliver:
             self.sms.send(
                 phone,
@@ -361,7 +378,11 @@ class Challenges:
             self._count_wrong_code(challenge.id)
         person_ref = challenge.person_ref
         self._remember_identity(challenge)
-        self.session.execute(FINISH, {"challenge": challenge.id, "to": "verified", "at": now()})
+        verified_at = now()
+        self.session.execute(VERIFIED, {
+            "challenge": challenge.id, "to": "verified", "at": verified_at,
+            "phone": challenge.phone_index, "since": verified_at - timedelta(days=1),
+        })
         add_event(
             self.session,
             "verify.identity_verified",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, MetaData, String, func
+from sqlalchemy import Boolean, DateTime, Index, Integer, LargeBinary, MetaData, String, false, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.outbox import infrastructure_tables
@@ -47,19 +47,26 @@ class Challenge(Base):
 
 
 class SmsSend(Base):
-    """One SMS sent, for the daily caps per phone and per client address."""
+    """One SMS sent, for the daily caps per phone and per client address.
+
+    A code that was confirmed no longer counts against its client address: people
+    joining from one office network or carrier NAT share an address, and each confirms
+    their own code, while someone sending codes to phones they do not hold cannot."""
 
     __tablename__ = "sms_sends"
     __table_args__ = (
-        # the daily caps count by phone and by client over the last day
+        # the daily caps count by phone (every code) and by client (codes not confirmed)
+        # over the last day
         Index("ix_sms_sends_phone_at", "phone_index", "sent_at"),
-        Index("ix_sms_sends_client_at", "client", "sent_at"),
+        Index("ix_sms_sends_client_unconfirmed", "client", "sent_at", postgresql_where=text("NOT confirmed")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     phone_index: Mapped[str] = mapped_column(String(64))
     client: Mapped[str] = mapped_column(String(64))
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    challenge_id: Mapped[str | None] = mapped_column(String(36))
+    confirmed: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Identity(Base):

@@ -183,6 +183,31 @@ def test_the_daily_cap_per_client_address(world):
     assert session.get(Challenge, elsewhere).status == "code_sent"
 
 
+def test_confirmed_codes_do_not_count_against_the_client_address(world):
+    # a staff meeting on one office network: everyone joins from one address, and each
+    # confirms their own code; codes nobody confirms are still capped
+    _, kit, sms, session = world
+    cfg = load_settings({"SMS_DAILY_CAP_PER_PHONE": "3", "SMS_DAILY_CAP_PER_CLIENT": "4"})
+    challenges = Challenges(session, Crypto(cfg), kit, sms, cfg)
+    office = f"203.0.113.{uuid.uuid4().int % 250}:{uuid.uuid4().int % 60000}"
+    for _ in range(6):  # more than the cap, each confirmed
+        challenge_id = str(uuid.uuid4())
+        challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), applicant(kit), office)
+        session.commit()
+        assert session.get(Challenge, challenge_id).status == "code_sent"
+        challenges.confirm(challenge_id, sms.last_code())
+        session.commit()
+    unconfirmed = [str(uuid.uuid4()) for _ in range(5)]
+    for challenge_id in unconfirmed:
+        challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), applicant(kit), office)
+        session.commit()
+    session.expire_all()
+    assert [session.get(Challenge, c).reason for c in unconfirmed] == [None] * 4 + ["rate_limited"]
+    # every code is still on record (the per-phone cap counts them all)
+    assert session.query(SmsSend).filter(SmsSend.client == office).count() == 10
+    assert session.query(SmsSend).filter(SmsSend.client == office, SmsSend.confirmed).count() == 6
+
+
 def test_a_person_verified_again_with_a_new_phone_logs_in_with_the_new_one(world):
     challenges, kit, sms, session = world
     p = person("钟测")
