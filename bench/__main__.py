@@ -135,9 +135,10 @@ def run_one(name: str, args: argparse.Namespace) -> int:
     try:
         print(f"bench {name}: starting a private stack (logs in {log_dir})...", flush=True)
         bench_stack.start()
+        database = f"database {bench_stack.database_name}, " if bench_stack.database_name else "no database, "
         print(
             f"bench {name}: stack ready in {time.monotonic() - began:.1f}s at {bench_stack.gateway_url} "
-            f"(database {bench_stack.database_name}, vhost {bench_stack.vhost})",
+            f"({database}vhost {bench_stack.vhost})",
             flush=True,
         )
         result = {
