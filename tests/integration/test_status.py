@@ -4,6 +4,8 @@ the dead letters, and says nothing when all is well."""
 
 from __future__ import annotations
 
+import uuid
+
 import pika
 import psycopg2
 import pytest
@@ -56,7 +58,8 @@ def test_all_well_then_a_stopped_handler_a_stuck_outbox_and_a_dead_letter(databa
         with conn, conn.cursor() as cur:  # member's relay stopped five minutes ago
             cur.execute(
                 "INSERT INTO member.outbox (event_id, event_type, aggregate_id, payload, created_at) "
-                "VALUES ('e1', 'member.joined', 'm1', '{}', now() - interval '5 minutes')"
+                "VALUES (%s, 'member.joined', %s, '{}', now() - interval '5 minutes')",
+                (str(uuid.uuid4()), str(uuid.uuid4())),
             )
         conn.close()
         channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
