@@ -88,6 +88,12 @@ class Cipher:
     def current_key_id(self) -> str:
         return self._current
 
+    @property
+    def current_prefix(self) -> bytes:
+        """The bytes every blob encrypted under the current key begins with (to find,
+        in SQL, the ones that are not)."""
+        return self._header
+
     def __repr__(self) -> str:
         return f"Cipher(key_ids={sorted(self._aead)!r}, current={self._current!r})"
 
