@@ -64,6 +64,10 @@ REJECTIONS = {
         "The Health Kit could not be reached to check your details; please try again later.",
     ),
     "rate_limited": ("rate_limited", "Too many codes were sent to this phone today; try again tomorrow."),
+    "address_rate_limited": (
+        "address_rate_limited",
+        "Too many codes nobody confirmed were requested from this network today; try again tomorrow or from another network.",
+    ),
     "too_many_attempts": ("too_many_attempts", "Too many wrong codes; please start again."),
     "expired": ("expired", "The code expired before it was confirmed; please start again."),
 }
@@ -167,8 +171,8 @@ class Challenges:
             return self._reject(challenge, match)
         try:
             self._send_code(challenge, phone)
-        except RateLimited:
-            return self._reject(challenge, "rate_limited")
+        except RateLimited as limited:  # the phone's cap, or the client address's
+            return self._reject(challenge, "rate_limited" if limited.field == "phone" else "address_rate_limited")
         self._announce_sent(challenge)
         return challenge
 

@@ -176,7 +176,7 @@ def test_the_daily_cap_per_client_address(world):
         challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), applicant(kit), client)
         session.commit()
     reasons = [session.get(Challenge, challenge_id).reason for challenge_id in ids]
-    assert reasons == [None] * 4 + ["rate_limited"] * 2
+    assert reasons == [None] * 4 + ["address_rate_limited"] * 2  # not "this phone", which would mislead
     elsewhere = str(uuid.uuid4())
     challenges.start_identity(elsewhere, "join", str(uuid.uuid4()), applicant(kit), other)
     session.commit()
@@ -202,7 +202,7 @@ def test_confirmed_codes_do_not_count_against_the_client_address(world):
         challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), applicant(kit), office)
         session.commit()
     session.expire_all()
-    assert [session.get(Challenge, c).reason for c in unconfirmed] == [None] * 4 + ["rate_limited"]
+    assert [session.get(Challenge, c).reason for c in unconfirmed] == [None] * 4 + ["address_rate_limited"]
     # every code is still on record (the per-phone cap counts them all)
     assert session.query(SmsSend).filter(SmsSend.client == office).count() == 10
     assert session.query(SmsSend).filter(SmsSend.client == office, SmsSend.confirmed).count() == 6

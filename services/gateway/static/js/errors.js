@@ -49,6 +49,7 @@ const IDENTITY = {
   not_found: '健康宝中没有此证件号码的记录，请核对证件类型和号码',
   health_kit_unavailable: '暂时无法连接健康宝核验身份，请稍后再试',
   rate_limited: '今天发送到该手机号的验证码已达上限，请明天再试',
+  address_rate_limited: '当前网络今天申请的验证码过多，请明天再试，或换用手机流量后重试',
   too_many_attempts: '验证码错误次数过多，请重新开始',
   expired: '验证码已过期，请重新开始',
 };
