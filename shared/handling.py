@@ -41,6 +41,7 @@ from shared.config import settings
 from shared.db import compiled_once
 from shared.errors import TuantibuError
 from shared.events import Contract, contract
+from shared.logs import where
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,10 @@ def dead_letter(payload: Any, queue: str, error: str, attempts: int) -> None:
 
 def describe(exc: BaseException) -> str:
     # Our own errors never carry personal data; others (a driver error's DETAIL line
-    # can quote a value) are described by type only.
+    # can quote a value) are described by type and where they were raised, only.
     if isinstance(exc, TuantibuError):
         return str(exc)
-    return type(exc).__name__
+    return f"{type(exc).__name__} at {where(exc)}"
 
 
 def load_or_park(c: Contract, payload: Any, service_name: str, method_name: str) -> dict | None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
+from pathlib import Path
 
 from shared.masking import mask_id_number, mask_phone
 
+_ROOT = Path(__file__).resolve().parent.parent
 _ID = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
 
@@ -36,3 +39,18 @@ class RedactPersonalData(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+def where(exc: BaseException, frames: int = 3) -> str:
+    """Where in our code an exception came from: its innermost ``frames`` frames in the
+    project, as ``path:line function``, innermost first. File, line and function name
+    only, never the exception's message or a value: the operator finds the line, and
+    no personal data a message might quote reaches the log."""
+    ours = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        try:
+            path = Path(frame.filename).resolve().relative_to(_ROOT)
+        except ValueError:  # a library's frame
+            continue
+        ours.append(f"{path}:{frame.lineno} {frame.name}")
+    return " ← ".join(reversed(ours[-frames:])) or "outside the project's code"

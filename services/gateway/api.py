@@ -13,6 +13,7 @@ from werkzeug.wrappers import Request, Response
 from services.gateway.errors import status_for
 from shared.config import settings
 from shared.errors import InvalidInput, TuantibuError, Unauthenticated
+from shared.logs import where
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def endpoint(fn: Callable) -> Callable:
         except TuantibuError as error:
             return error_response(error)
         except Exception as exc:  # noqa: BLE001 - the client gets a plain 500
-            log.error("unexpected %s in %s", type(exc).__name__, fn.__name__)
+            log.error("unexpected %s in %s at %s", type(exc).__name__, fn.__name__, where(exc))
             return json_response(
                 {"error": {"code": "internal", "message": "Something went wrong on our side."}}, 500
             )

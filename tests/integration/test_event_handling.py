@@ -95,6 +95,10 @@ class VerifyProbeService:
             raise RuntimeError("broken")
 
 
+# where the test service's broken handler raises, as a dead letter's x-error names it
+BROKEN_AT = "RuntimeError at tests/integration/test_event_handling.py:"
+
+
 @pytest.fixture(scope="module")
 def bus():
     with fresh_bus() as bus:
@@ -290,7 +294,10 @@ def test_a_handler_that_keeps_failing_dead_letters_the_event_after_its_retries(e
     assert parked.body["event_id"] == event_id
     assert parked.body["aggregate_id"] == ledger_id
     assert parked.body["data"]["ledger_id"] == ledger_id
-    assert parked.headers == {"x-original-queue": QUEUE, "x-error": "RuntimeError", "x-attempts": RETRIES}
+    error = parked.headers.pop("x-error")
+    assert parked.headers == {"x-original-queue": QUEUE, "x-attempts": RETRIES}
+    # the type and where it was raised, for the operator; not its message, which might quote a value
+    assert error.startswith(BROKEN_AT) and "broken" not in error
     assert parked.properties.delivery_mode == 2
     assert bus.queue_counts(QUEUE)[0] == 0  # acked: not also left on the handler's queue
 
@@ -340,12 +347,14 @@ def test_an_operator_lists_and_replays_a_dead_letter_and_the_fixed_handler_handl
         "event_id": event_id,
         "event_type": "org.ledger_registered",
         "queue": QUEUE,
-        "error": "RuntimeError",
         "attempts": RETRIES,
     }
-    assert deadletter.list_messages() == [expected]
+    [listed] = deadletter.list_messages()
+    assert listed.pop("error").startswith(BROKEN_AT)
+    assert listed == expected
     assert deadletter.main(["list"]) == 0
-    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [expected]
+    [printed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed.pop("error").startswith(BROKEN_AT) and printed == expected
     assert dead_letter_count(bus) == 1  # listing leaves it parked
 
     with engine.begin() as conn:  # the operator deploys the fix
