@@ -52,6 +52,12 @@ class LedgerActivated(Schema):
     rules = fields.Dict(load_default=None, allow_none=True)
 
 
+class MemberCapChanged(Schema):
+    ledger_id = fields.String(required=True)
+    member_cap = fields.Integer(required=True, validate=validate.Range(min=1))
+    changed_at = fields.String(required=True)  # ISO time: a later change wins, whatever the delivery order
+
+
 class RulesChanged(Schema):
     ledger_id = fields.String(required=True)
     rules = fields.Dict(required=True)
@@ -248,6 +254,7 @@ CONTRACTS: dict[str, Contract] = {
             (Subscriber("member", "on_ledger_activated"), Subscriber("healthsync", "on_ledger_activated")),
         ),
         Contract("org", "qr_rotated", QrRotated, (Subscriber("member", "on_qr_rotated"),)),
+        Contract("org", "member_cap_changed", MemberCapChanged, (Subscriber("member", "on_member_cap_changed"),)),
         Contract(
             "org", "rules_changed", RulesChanged, (Subscriber("healthsync", "on_rules_changed"),),
         ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -139,6 +139,23 @@ def qr_rotated(session: Session, data: dict) -> None:
         .where(LedgerView.ledger_id == data["ledger_id"], LedgerView.qr_version < data["qr_version"])
         .values(qr_version=data["qr_version"])
     )
+
+
+def member_cap_changed(session: Session, data: dict) -> None:
+    """The ledger's new cap, unless a later change is here already. A ledger member has
+    not heard of yet (its activation is still on the way) raises, so the event is
+    retried after it."""
+    changed_at = datetime.fromisoformat(data["changed_at"])
+    applied = session.execute(
+        update(LedgerView)
+        .where(
+            LedgerView.ledger_id == data["ledger_id"],
+            or_(LedgerView.cap_changed_at.is_(None), LedgerView.cap_changed_at < changed_at),
+        )
+        .values(member_cap=data["member_cap"], cap_changed_at=changed_at)
+    ).rowcount
+    if not applied and session.get(LedgerView, data["ledger_id"]) is None:
+        raise NotFound("member has not heard of this ledger yet")
 
 
 def ledger_closed(session: Session, ledger_id: str) -> None:

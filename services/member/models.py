@@ -36,7 +36,8 @@ outbox, handled_events = infrastructure_tables(Base.metadata)
 
 
 class LedgerView(Base):
-    """What member knows of a ledger, from org.ledger_activated / qr_rotated / ledger_closed."""
+    """What member knows of a ledger, from org.ledger_activated / qr_rotated /
+    member_cap_changed / ledger_closed."""
 
     __tablename__ = "ledgers"
 
@@ -45,6 +46,8 @@ class LedgerView(Base):
     status: Mapped[str] = mapped_column(String(16))  # active | closed
     qr_version: Mapped[int] = mapped_column(Integer)
     member_cap: Mapped[int] = mapped_column(Integer)
+    # when the cap last changed (org.member_cap_changed): an older change delivered late is ignored
+    cap_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

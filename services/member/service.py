@@ -144,6 +144,10 @@ class MemberService(handling.ForgetsHandledEvents):
     def on_qr_rotated(self, data: dict, envelope: dict) -> None:
         memberships.qr_rotated(self.db, data)
 
+    @handles("org.member_cap_changed")
+    def on_member_cap_changed(self, data: dict, envelope: dict) -> None:
+        memberships.member_cap_changed(self.db, data)
+
     @handles("org.ledger_closed")
     def on_ledger_closed(self, data: dict, envelope: dict) -> None:
         memberships.ledger_closed(self.db, data["ledger_id"])

@@ -258,6 +258,31 @@ def rotate_join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref
     return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
 
 
+#: the most members an operator may allow one ledger
+MAX_MEMBER_CAP = 1_000_000
+
+
+def set_member_cap(session: Session, ledger_id: str, member_cap) -> dict:
+    """An operator's decision: how many members an active ledger accepts (its admins
+    asked for more, say). Lowering it below the members already there removes nobody;
+    joins are refused until fewer remain. Member hears of it by ``org.member_cap_changed``."""
+    if isinstance(member_cap, bool) or not isinstance(member_cap, int) or not 1 <= member_cap <= MAX_MEMBER_CAP:
+        raise InvalidInput(
+            f"The member cap must be a whole number from 1 to {MAX_MEMBER_CAP:,}.",
+            field="member_cap", details={"member_cap": "out_of_range"},
+        )
+    ledger = session.get(Ledger, _valid_uuid(ledger_id), with_for_update=True)
+    if ledger is None:
+        raise NotFound("No such ledger.")
+    if ledger.status != "active":
+        raise Conflict("Only an active ledger's member cap can change.", details={"reason": f"ledger_{ledger.status}"})
+    was, ledger.member_cap = ledger.member_cap, member_cap
+    add_event(session, "org.member_cap_changed", {
+        "ledger_id": ledger.id, "member_cap": member_cap, "changed_at": datetime.now(timezone.utc).isoformat(),
+    }, ledger.id)
+    return {"ledger_id": ledger.id, "org_name": ledger.org_name, "member_cap": member_cap, "was": was}
+
+
 def join_info(session: Session, crypto: Crypto, qr_key: bytes, token: str) -> dict:
     """What a person sees before joining: the org and its masked owner, or NotFound."""
     found = join_links.read_token(qr_key, token)

@@ -50,6 +50,11 @@ class OrgService(handling.ForgetsHandledEvents):
         return ledgers.rotate_join_link(self.db, settings().qr_signing_key, ledger_id, person_ref)
 
     @rpc(expected_exceptions=expected)
+    def set_member_cap(self, ledger_id: str, member_cap) -> dict:
+        """For operators (``python -m services.org.cli``); the gateway does not expose it."""
+        return ledgers.set_member_cap(self.db, ledger_id, member_cap)
+
+    @rpc(expected_exceptions=expected)
     def join_info(self, token: str) -> dict:
         return ledgers.join_info(self.db, crypto(), settings().qr_signing_key, token)
 

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
+import sys
+import uuid
 
 import pytest
 
+from shared.stack import ROOT
 from tests.e2e.flows import create_active_ledger, join, join_form, join_token, known_person, sql, wait_until
 from tests.people import person
 
@@ -207,14 +211,44 @@ def test_rotated_or_tampered_links_are_refused(api, running, ledger):
     assert api.post(f"/api/join/{rotated}", join_form(joiner)).status_code == 201
 
 
-def test_a_full_ledger_refuses_new_members(api, running, ledger):
-    # the cap is per ledger (default LEDGER_MEMBER_CAP); this one's is set to 1
-    wait_until(lambda: sql(running, "UPDATE member.ledgers SET member_cap = 1 WHERE ledger_id = %s RETURNING 1", ledger["id"]),
-               what="member to know the ledger")
+def set_member_cap(running, ledger_id: str, cap) -> subprocess.CompletedProcess:
+    """The operator's command (python -m services.org.cli set-member-cap)."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.org.cli", "set-member-cap", ledger_id, str(cap)],
+        cwd=ROOT, env=running.env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def member_cap(running, ledger_id: str) -> int | None:
+    rows = sql(running, "SELECT member_cap FROM member.ledgers WHERE ledger_id = %s", ledger_id)
+    return rows[0][0] if rows else None
+
+
+def test_a_full_ledger_refuses_new_members_until_the_operator_raises_its_cap(api, running, ledger):
+    # the cap is per ledger (LEDGER_MEMBER_CAP for a new one); the operator sets this one's to 1
+    wait_until(lambda: member_cap(running, ledger["id"]), what="member to know the ledger")
+    lowered = set_member_cap(running, ledger["id"], 1)
+    assert lowered.returncode == 0, lowered.stderr
+    assert "朝阳区第一小学" in lowered.stdout and "member cap 10,000 → 1" in lowered.stdout
+    wait_until(lambda: member_cap(running, ledger["id"]) == 1, what="member to hear of the new cap")
     join(api, ledger["token"], known_person(api))
-    refused = api.post(f"/api/join/{ledger['token']}", join_form(known_person(api)))
+    second = known_person(api)
+    refused = api.post(f"/api/join/{ledger['token']}", join_form(second))
     assert refused.status_code == 409
     assert refused.json()["error"]["details"]["reason"] == "ledger_full"
+
+    raised = set_member_cap(running, ledger["id"], 2)
+    assert raised.returncode == 0 and "member cap 1 → 2" in raised.stdout
+    wait_until(lambda: member_cap(running, ledger["id"]) == 2, what="member to hear of the raised cap")
+    join(api, ledger["token"], second)  # there is room again
+
+
+def test_the_operator_is_told_why_a_member_cap_was_not_changed(running, ledger):
+    zero = set_member_cap(running, ledger["id"], 0)
+    assert zero.returncode == 1 and "The member cap must be a whole number from 1 to 1,000,000" in zero.stderr
+    unknown = set_member_cap(running, str(uuid.uuid4()), 5)
+    assert unknown.returncode == 1 and "No such ledger" in unknown.stderr
+    assert wait_until(lambda: member_cap(running, ledger["id"])) == 10000  # nothing changed
 
 
 def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, running, ledger):
