@@ -214,6 +214,7 @@ def ledger_view(session: Session, crypto: Crypto, ledger: Ledger, role: str | No
         "created_at": ledger.created_at.isoformat() if ledger.created_at else None,
         "activated_at": ledger.activated_at.isoformat() if ledger.activated_at else None,
         "qr_version": ledger.qr_version,
+        "member_cap": ledger.member_cap,
         "ends_on": ledger.ends_on.isoformat() if ledger.ends_on else None,
         "closed_at": ledger.closed_at.isoformat() if ledger.closed_at else None,
         "rules": rules_of(ledger),

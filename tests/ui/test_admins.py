@@ -1,11 +1,18 @@
 """Co-admins on the settings tab: the owner hands ownership over (re-confirmed by the
-owner's SMS code) and becomes a plain admin; removing a co-admin."""
+owner's SMS code) and becomes a plain admin; removing a co-admin. A full ledger: its
+admins are told, and who can raise the cap."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
-from tests.e2e.flows import create_active_ledger, known_person
+import pytest
+
+from shared.stack import ROOT
+from tests.e2e.flows import create_active_ledger, join_token, known_person
+from tests.e2e.flows import join as api_join
 from tests.ui.conftest import shot, wait_for
 
 
@@ -56,3 +63,36 @@ def test_owner_transfers_ownership_and_removes_a_co_admin(browsing, client):
     assert rules.get_by_label("核酸检测时效").is_disabled()
     assert page.get_by_role("button", name="关闭团体簿").count() == 0
     shot(page, "43-after-transfer")
+
+
+def test_the_admins_see_when_their_ledger_is_full(browsing, client, stack):
+    if not hasattr(stack, "env"):
+        pytest.skip("the operator's command needs the stack's own settings (not a stack you run)")
+    owner = known_person(client, "孔老师")
+    ledger_id, token = create_active_ledger(client, owner, org_name="海淀区图书馆")
+    api_join(client, join_token(client, ledger_id, token), known_person(client, "严明"))
+    page = browsing.page()
+    page.goto("/")
+    page.evaluate("t => localStorage.setItem('tuantibu.token', t)", token)
+    page.goto(f"/ledger/{ledger_id}")
+    page.locator(".stats .stat-num").first.wait_for()
+    assert page.locator(".cap-notice").count() == 0  # far from the cap of 10,000: nothing to say
+
+    operator = subprocess.run(
+        [sys.executable, "-m", "services.org.cli", "set-member-cap", ledger_id, "1"],
+        cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60,
+    )
+    assert operator.returncode == 0, operator.stderr
+    page.reload()
+
+    def warned() -> bool:  # the member's first check may still be on its way to the stats
+        page.locator(".stats .stat-num").first.wait_for()
+        if page.locator(".cap-notice").count():
+            return True
+        page.reload()
+        return False
+
+    wait_for(warned, what="the full-ledger notice")
+    text = page.locator(".cap-notice").inner_text()
+    assert "成员已满（1 / 1 人）" in text and "联系系统管理员" in text
+    shot(page, "45-ledger-full")

@@ -17,6 +17,15 @@ function leftWhy(m) {
   return '本人退出';
 }
 
+/** Near or at the ledger's member cap (from 90%), a warning: who can raise it. */
+export function capNotice(total, cap) {
+  if (!cap || total < cap * 0.9) return null;
+  const counts = `${total.toLocaleString('zh-CN')} / ${cap.toLocaleString('zh-CN')} 人`;
+  return h('div', { class: 'notice notice-warn cap-notice', role: 'status' },
+    total >= cap ? `成员已满（${counts}）：新成员暂时无法加入。` : `成员接近上限（${counts}）：达到上限后新成员将无法加入。`,
+    '如需更多名额，请联系系统管理员调整本团体簿的成员上限。');
+}
+
 export function membersPanel(ctx) {
   const id = encodeURIComponent(ctx.id);
   const closed = ctx.ledger.status !== 'active';
@@ -59,6 +68,7 @@ export function membersPanel(ctx) {
           h('div', { class: 'stat-chips' }, ['booster', 'primary', 'incomplete', 'unsuitable', 'none_found'].map((k) =>
             statButton(VACCINATION[k], s.vaccination?.[k], ['vaccination', k])))),
         s.last_run_at ? h('p', { class: 'muted small' }, `统计基于 ${fmtTime(s.last_run_at)} 的比对结果`) : null,
+        closed ? null : capNotice(s.members_total ?? 0, ctx.ledger.member_cap),
       );
     } catch (err) {
       if (handleAuthError(err)) return;
