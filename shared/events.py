@@ -273,7 +273,10 @@ CONTRACTS: dict[str, Contract] = {
         ),
         Contract("member", "join_requested", JoinRequested, (Subscriber("verify", "on_join_requested"),)),
         Contract("member", "joined", MemberJoined, (Subscriber("healthsync", "on_member_joined"),)),
-        Contract("member", "left", MemberLeft, (Subscriber("healthsync", "on_member_left"),)),
+        Contract(
+            "member", "left", MemberLeft,
+            (Subscriber("healthsync", "on_member_left"), Subscriber("verify", "on_member_left")),
+        ),
         Contract("healthsync", "ledger_work", LedgerWork, (Subscriber("healthsync", "on_ledger_work"),)),
         Contract("healthsync", "run_started", RunStarted),
         Contract("healthsync", "ledger_synced", LedgerSynced),

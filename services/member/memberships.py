@@ -481,6 +481,13 @@ def member_view(cipher, m) -> dict:
     }
 
 
+def belongs(session: Session, person_ref: str) -> bool:
+    """Whether the person has a live membership anywhere (active, or a join under way)."""
+    return session.scalar(
+        select(select(Membership.id).where(Membership.person_ref == person_ref, Membership.status.in_(LIVE)).exists())
+    )
+
+
 def my_memberships(session: Session, person_ref: str) -> list[dict]:
     rows = session.execute(
         select(Membership, LedgerView)

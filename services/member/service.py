@@ -80,6 +80,10 @@ class MemberService(handling.ForgetsHandledEvents):
     # -- self-service ------------------------------------------------------------------
 
     @rpc(expected_exceptions=expected)
+    def belongs(self, person_ref: str) -> bool:
+        return memberships.belongs(self.db, person_ref)
+
+    @rpc(expected_exceptions=expected)
     def my_memberships(self, person_ref: str) -> list:
         return memberships.my_memberships(self.db, person_ref)
 

@@ -245,6 +245,13 @@ class Challenges:
             self._reject(challenge, "expired")
         return len(stale)
 
+    def forget_identity(self, person_ref: str, unused_since: datetime) -> bool:
+        """The phone of someone who no longer belongs anywhere goes (they left their last
+        ledger). A verification after ``unused_since`` (a join under way elsewhere) keeps it."""
+        return self.session.execute(
+            delete(Identity).where(Identity.person_ref == person_ref, Identity.updated_at <= unused_since)
+        ).rowcount > 0
+
     def forget_old(self, keep_days: int) -> dict:
         """What verify need not keep: SMS send records past the 24 h cap window, ended
         sessions, and challenges finished more than ``keep_days`` days ago (with their

@@ -8,7 +8,7 @@ import logging
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
-from services.verify.challenges import Challenges
+from services.verify.challenges import Challenges, now
 from services.verify.models import Base  # noqa: F401 - registers the outbox tables
 from shared import handling
 from shared.config import settings
@@ -19,7 +19,7 @@ from shared.handling import handles
 from shared.healthkit import health_kit
 from shared.heap import SettledHeap
 from shared.outbox import OutboxRelay
-from shared.rpc import rpc
+from shared.rpc import Rpc, rpc
 from shared.sms import sms_sender
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class VerifyService(handling.ForgetsHandledEvents):
     db = Database()
     relay = OutboxRelay()
     adapters = Adapters()
+    member = Rpc("member")
+    org = Rpc("org")
     heap = SettledHeap()
 
     @property
@@ -62,6 +64,21 @@ class VerifyService(handling.ForgetsHandledEvents):
         self.challenges.start_identity(
             data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", "")
         )
+
+    @handles("member.left")
+    def on_member_left(self, data: dict, envelope: dict) -> None:
+        """Someone left a ledger: if they belong nowhere now (no live membership, no
+        ledger they administer), the phone verify kept for their logins goes too."""
+        person_ref = data.get("person_ref")
+        if not person_ref:
+            return
+        asked_at = now()
+        if self.member.belongs(person_ref):
+            return
+        if any(ledger["status"] == "active" for ledger in self.org.my_ledgers(person_ref)):
+            return
+        if self.challenges.forget_identity(person_ref, asked_at):
+            log.info("forgot the phone of a person who left their last ledger")
 
     @handles("org.admin_invited")
     def on_admin_invited(self, data: dict, envelope: dict) -> None:

@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from shared.config import load_settings
+from shared.crypto import Crypto
 from shared.stack import ROOT
 from tests.e2e.flows import create_active_ledger, join, join_form, join_token, known_person, sql, wait_until
 from tests.people import person
@@ -287,6 +289,40 @@ def test_a_member_leaves_at_once_and_their_data_goes(api, running, ledger):
     assert row == (None, None, None)
     # leaving twice is not possible
     assert api.post(f"/api/me/memberships/{membership_id}/leave", token=member_token).status_code == 404
+
+
+def verified_phone_kept(running, p) -> bool:
+    """Whether verify still keeps this person's phone (for logins and reminders)."""
+    ref = Crypto(load_settings(running.env)).person_ref("resident_id", p.id_number)
+    return bool(sql(running, "SELECT 1 FROM verify.identities WHERE person_ref = %s", ref))
+
+
+def verify_heard_every_leave(running) -> bool:
+    [(left, heard)] = sql(
+        running,
+        "SELECT (SELECT count(*) FROM member.memberships WHERE status IN ('left', 'removed')),"
+        " (SELECT count(*) FROM verify.handled_events WHERE handler = 'verify.on_member_left')",
+    )
+    return left == heard
+
+
+def test_who_leaves_their_last_ledger_is_forgotten_by_verify_too(api, running, ledger):
+    other_id, other_token = create_active_ledger(api, known_person(api, "李老板"), org_name="和平里社区")
+    joiner = known_person(api, "唐三藏")
+    first, member_token = join(api, ledger["token"], joiner)
+    second, _ = join(api, join_token(api, other_id, other_token), joiner)
+    assert verified_phone_kept(running, joiner)
+
+    assert api.post(f"/api/me/memberships/{first}/leave", token=member_token).status_code == 200
+    wait_until(lambda: verify_heard_every_leave(running), what="verify to hear of the leave")
+    assert verified_phone_kept(running, joiner)  # still a member elsewhere
+
+    assert api.post(f"/api/me/memberships/{second}/leave", token=member_token).status_code == 200
+    wait_until(lambda: not verified_phone_kept(running, joiner), what="verify to forget the phone")
+    # a login to that phone now finds nobody: no code is sent
+    sent = api.sms_count(joiner.phone)
+    assert api.post("/api/login", {"phone": joiner.phone}).status_code == 201
+    assert api.sms_count(joiner.phone) == sent
 
 
 def test_an_admin_removes_a_member_with_a_reason(api, running, ledger):
