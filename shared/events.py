@@ -264,12 +264,18 @@ CONTRACTS: dict[str, Contract] = {
         ),
         Contract(
             "org", "admin_removed", AdminRemoved,
-            (Subscriber("member", "on_admin_removed"), Subscriber("healthsync", "on_admin_removed")),
+            (
+                Subscriber("member", "on_admin_removed"), Subscriber("healthsync", "on_admin_removed"),
+                Subscriber("verify", "on_admin_removed"),
+            ),
         ),
         Contract("org", "admin_invited", AdminInvited, (Subscriber("verify", "on_admin_invited"),)),
         Contract(
             "org", "ledger_closed", LedgerClosed,
-            (Subscriber("member", "on_ledger_closed"), Subscriber("healthsync", "on_ledger_closed")),
+            (
+                Subscriber("member", "on_ledger_closed"), Subscriber("healthsync", "on_ledger_closed"),
+                Subscriber("verify", "on_ledger_closed"),
+            ),
         ),
         Contract("member", "join_requested", JoinRequested, (Subscriber("verify", "on_join_requested"),)),
         Contract("member", "joined", MemberJoined, (Subscriber("healthsync", "on_member_joined"),)),

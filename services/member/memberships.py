@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from services.member.live_counts import LiveCounts
 from services.member.models import AccessRecord, LedgerAdmin, LedgerKey, LedgerView, Membership, Reminder
@@ -481,11 +481,29 @@ def member_view(cipher, m) -> dict:
     }
 
 
-def belongs(session: Session, person_ref: str) -> bool:
-    """Whether the person has a live membership anywhere (active, or a join under way)."""
-    return session.scalar(
-        select(select(Membership.id).where(Membership.person_ref == person_ref, Membership.status.in_(LIVE)).exists())
-    )
+def belonging(session: Session, person_refs: list[str]) -> list[str]:
+    """Which of these people have a live membership anywhere (active, or a join under way)."""
+    return list(session.scalars(
+        select(Membership.person_ref).distinct().where(Membership.person_ref.in_(person_refs), Membership.status.in_(LIVE))
+    ))
+
+
+def released_by_closing(session: Session, ledger_id: str) -> list[str]:
+    """The people of a closed ledger who now belong to no other (no live membership
+    anywhere). Conflict while member has not closed the ledger itself yet (the caller
+    asks again later); nobody for a ledger member never heard of (it had no members)."""
+    status = session.scalar(select(LedgerView.status).where(LedgerView.ledger_id == ledger_id))
+    if status is None:
+        return []
+    if status != "closed":
+        raise Conflict("member has not closed this ledger yet", details={"reason": "not_closed_yet"})
+    elsewhere = aliased(Membership)
+    return list(session.scalars(
+        select(Membership.person_ref).distinct().where(
+            Membership.ledger_id == ledger_id, Membership.status == "closed", Membership.person_ref.is_not(None),
+            ~select(elsewhere.id).where(elsewhere.person_ref == Membership.person_ref, elsewhere.status.in_(LIVE)).exists(),
+        )
+    ))
 
 
 def my_memberships(session: Session, person_ref: str) -> list[dict]:

@@ -80,8 +80,12 @@ class MemberService(handling.ForgetsHandledEvents):
     # -- self-service ------------------------------------------------------------------
 
     @rpc(expected_exceptions=expected)
-    def belongs(self, person_ref: str) -> bool:
-        return memberships.belongs(self.db, person_ref)
+    def belonging(self, person_refs: list) -> list:
+        return memberships.belonging(self.db, person_refs)
+
+    @rpc(expected_exceptions=expected)
+    def released_by_closing(self, ledger_id: str) -> list:
+        return memberships.released_by_closing(self.db, ledger_id)
 
     @rpc(expected_exceptions=expected)
     def my_memberships(self, person_ref: str) -> list:

@@ -314,6 +314,22 @@ def ledger_for_join(session: Session, qr_key: bytes, token: str) -> dict:
             "qr_version": ledger.qr_version, "member_cap": ledger.member_cap}
 
 
+def admins_of(session: Session, ledger_id: str) -> list[str]:
+    """The people who administer (or administered, if it closed) this ledger."""
+    return list(session.scalars(
+        select(Admin.person_ref).distinct().where(Admin.ledger_id == ledger_id, Admin.status == "active")
+    ))
+
+
+def administering(session: Session, person_refs: list[str]) -> list[str]:
+    """Which of these people administer an active ledger."""
+    return list(session.scalars(
+        select(Admin.person_ref).distinct().join(Ledger, Ledger.id == Admin.ledger_id).where(
+            Admin.person_ref.in_(person_refs), Admin.status == "active", Ledger.status == "active"
+        )
+    ))
+
+
 def my_ledgers(session: Session, person_ref: str) -> list[dict]:
     rows = session.execute(
         select(Ledger, Admin.role)

@@ -63,6 +63,14 @@ class OrgService(handling.ForgetsHandledEvents):
         return ledgers.ledger_for_join(self.db, settings().qr_signing_key, token)
 
     @rpc(expected_exceptions=expected)
+    def admins_of(self, ledger_id: str) -> list:
+        return ledgers.admins_of(self.db, ledger_id)
+
+    @rpc(expected_exceptions=expected)
+    def administering(self, person_refs: list) -> list:
+        return ledgers.administering(self.db, person_refs)
+
+    @rpc(expected_exceptions=expected)
     def my_ledgers(self, person_ref: str) -> list:
         return ledgers.my_ledgers(self.db, person_ref)
 

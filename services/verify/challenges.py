@@ -245,12 +245,15 @@ class Challenges:
             self._reject(challenge, "expired")
         return len(stale)
 
-    def forget_identity(self, person_ref: str, unused_since: datetime) -> bool:
-        """The phone of someone who no longer belongs anywhere goes (they left their last
-        ledger). A verification after ``unused_since`` (a join under way elsewhere) keeps it."""
+    def forget_identities(self, person_refs: list[str], unused_since: datetime) -> int:
+        """The phones of people who no longer belong anywhere go (they left their last
+        ledger, or it closed). A verification after ``unused_since`` (a join under way
+        elsewhere) keeps one."""
+        if not person_refs:
+            return 0
         return self.session.execute(
-            delete(Identity).where(Identity.person_ref == person_ref, Identity.updated_at <= unused_since)
-        ).rowcount > 0
+            delete(Identity).where(Identity.person_ref.in_(person_refs), Identity.updated_at <= unused_since)
+        ).rowcount
 
     def forget_old(self, keep_days: int) -> dict:
         """What verify need not keep: SMS send records past the 24 h cap window, ended

@@ -65,20 +65,35 @@ class VerifyService(handling.ForgetsHandledEvents):
             data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", "")
         )
 
+    # Forgetting people who belong nowhere any more: verify keeps a verified person's
+    # phone (for logins and reminders) only while they are a member of a ledger or an
+    # admin of an active one. These three events are when that may have ended.
+
     @handles("member.left")
     def on_member_left(self, data: dict, envelope: dict) -> None:
-        """Someone left a ledger: if they belong nowhere now (no live membership, no
-        ledger they administer), the phone verify kept for their logins goes too."""
-        person_ref = data.get("person_ref")
-        if not person_ref:
-            return
+        if data.get("person_ref"):
+            self._forget_if_belonging_nowhere([data["person_ref"]], now())
+
+    @handles("org.admin_removed")
+    def on_admin_removed(self, data: dict, envelope: dict) -> None:
+        self._forget_if_belonging_nowhere([data["person_ref"]], now())
+
+    @handles("org.ledger_closed")
+    def on_ledger_closed(self, data: dict, envelope: dict) -> None:
+        """Its members (member answers once it has closed the ledger itself; until then
+        this is retried) and its admins."""
         asked_at = now()
-        if self.member.belongs(person_ref):
+        people = set(self.member.released_by_closing(data["ledger_id"])) | set(self.org.admins_of(data["ledger_id"]))
+        self._forget_if_belonging_nowhere(sorted(people), asked_at)
+
+    def _forget_if_belonging_nowhere(self, person_refs: list, asked_at) -> None:
+        """``asked_at``: taken before asking, so a verification since keeps a phone."""
+        if not person_refs:
             return
-        if any(ledger["status"] == "active" for ledger in self.org.my_ledgers(person_ref)):
-            return
-        if self.challenges.forget_identity(person_ref, asked_at):
-            log.info("forgot the phone of a person who left their last ledger")
+        keep = set(self.member.belonging(person_refs)) | set(self.org.administering(person_refs))
+        forgotten = self.challenges.forget_identities([r for r in person_refs if r not in keep], asked_at)
+        if forgotten:
+            log.info("forgot the phones of %d people who belong to no ledger any more", forgotten)
 
     @handles("org.admin_invited")
     def on_admin_invited(self, data: dict, envelope: dict) -> None:

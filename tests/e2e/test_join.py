@@ -254,7 +254,9 @@ def test_the_operator_is_told_why_a_member_cap_was_not_changed(running, ledger):
 
 
 def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, running, ledger):
-    member_id, member_token = join(api, ledger["token"], known_person(api))
+    member = known_person(api)
+    member_id, member_token = join(api, ledger["token"], member)
+    assert verified_phone_kept(running, member) and verified_phone_kept(running, ledger["admin"])
     sent = api.sms_count(ledger["admin"].phone)
     close = api.post(f"/api/ledgers/{ledger['id']}/close", token=ledger["admin_token"])
     assert close.status_code == 201, close.text
@@ -272,6 +274,9 @@ def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, runnin
     assert [(m["membership_id"], m["ledger_status"]) for m in mine] == [(member_id, "closed")]
     # the member service's data key for the ledger is gone: stored data is unreadable
     assert sql(running, "SELECT count(*) FROM member.ledger_keys WHERE ledger_id = %s", ledger["id"])[0][0] == 0
+    # the member and the owner belong to no other ledger: verify forgets their phones too
+    wait_until(lambda: not verified_phone_kept(running, member), what="verify to forget the member's phone")
+    wait_until(lambda: not verified_phone_kept(running, ledger["admin"]), what="verify to forget the owner's phone")
 
 
 def test_a_member_leaves_at_once_and_their_data_goes(api, running, ledger):
@@ -307,7 +312,8 @@ def verify_heard_every_leave(running) -> bool:
 
 
 def test_who_leaves_their_last_ledger_is_forgotten_by_verify_too(api, running, ledger):
-    other_id, other_token = create_active_ledger(api, known_person(api, "李老板"), org_name="和平里社区")
+    other_owner = known_person(api, "李老板")
+    other_id, other_token = create_active_ledger(api, other_owner, org_name="和平里社区")
     joiner = known_person(api, "唐三藏")
     first, member_token = join(api, ledger["token"], joiner)
     second, _ = join(api, join_token(api, other_id, other_token), joiner)
@@ -323,6 +329,12 @@ def test_who_leaves_their_last_ledger_is_forgotten_by_verify_too(api, running, l
     sent = api.sms_count(joiner.phone)
     assert api.post("/api/login", {"phone": joiner.phone}).status_code == 201
     assert api.sms_count(joiner.phone) == sent
+
+    # someone who administers an active ledger keeps their phone when they leave their only membership
+    owner_membership, owner_token = join(api, ledger["token"], other_owner)
+    assert api.post(f"/api/me/memberships/{owner_membership}/leave", token=owner_token).status_code == 200
+    wait_until(lambda: verify_heard_every_leave(running), what="verify to hear of the owner's leave")
+    assert verified_phone_kept(running, other_owner)
 
 
 def test_an_admin_removes_a_member_with_a_reason(api, running, ledger):

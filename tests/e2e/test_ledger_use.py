@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from openpyxl import load_workbook
 
-from shared.crypto import DecryptionError, crypto
+from shared.config import load_settings
+from shared.crypto import Crypto, DecryptionError, crypto
 from tests.e2e.flows import create_active_ledger, join, join_token, known_person, sql, wait_until
 
 HOURS = timedelta(hours=1)
@@ -247,6 +248,10 @@ def test_co_admins_are_verified_and_can_do_member_work_but_not_manage(api, runni
     assert delete(api, f"/api/ledgers/{office['id']}/admins/{deputy_admin['admin_id']}", office["admin_token"]).status_code == 200
     wait_until(lambda: api.get(f"/api/ledgers/{office['id']}/members", token=deputy_token).status_code == 403,
                what="access to end")
+    # and, belonging to no ledger now, their phone goes from verify
+    deputy_ref = Crypto(load_settings(running.env)).person_ref("resident_id", deputy.id_number)
+    wait_until(lambda: not sql(running, "SELECT 1 FROM verify.identities WHERE person_ref = %s", deputy_ref),
+               what="verify to forget the removed co-admin's phone")
 
 
 def test_a_co_admin_whose_phone_does_not_match_is_refused(api, office):
