@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint bench migrate seed sms clean
+.PHONY: run test unit lint bench migrate seed sms status clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ seed: $(STAMP)
 
 sms: $(STAMP)
 	$(PY) -m shared.sms $${PHONE:+--phone $$PHONE}
+
+status: $(STAMP)
+	@$(PY) -m shared.status
 
 clean:
 	rm -rf $(VENV) .pytest_cache
