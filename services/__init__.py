@@ -1,0 +1,3 @@
+"""The services, one package each. ``shared`` is imported first, for its warning filter."""
+
+import shared  # noqa: F401

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nameko.exceptions import RemoteError
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.config import settings
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
             changed = rpc.org.set_member_cap(args.ledger_id, args.member_cap)
         except RemoteError as error:  # our own errors: which ledger or value, and why
             print(f"not changed: {error.value}", file=sys.stderr)
+            return 1
+        except (RpcTimeout, UnknownService):
+            print(f"not changed: the org service did not answer within {settings().rpc_timeout:g} s; "
+                  "is it running? (make status)", file=sys.stderr)
             return 1
     print(f"{changed['org_name']} ({changed['ledger_id']}): member cap {changed['was']:,} → {changed['member_cap']:,}")
     return 0

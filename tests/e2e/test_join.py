@@ -13,6 +13,7 @@ import pytest
 from shared.config import load_settings
 from shared.crypto import Crypto
 from shared.stack import ROOT
+from tests.bus import create_vhost, delete_vhost
 from tests.e2e.flows import create_active_ledger, join, join_form, join_token, known_person, sql, wait_until
 from tests.people import person
 
@@ -251,6 +252,21 @@ def test_the_operator_is_told_why_a_member_cap_was_not_changed(running, ledger):
     unknown = set_member_cap(running, str(uuid.uuid4()), 5)
     assert unknown.returncode == 1 and "No such ledger" in unknown.stderr
     assert wait_until(lambda: member_cap(running, ledger["id"])) == 10000  # nothing changed
+
+
+def test_the_operator_is_told_when_org_does_not_answer(running):
+    vhost, amqp_uri = create_vhost(trace=False)  # a bus where no org service runs
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.org.cli", "set-member-cap", str(uuid.uuid4()), "5"],
+            cwd=ROOT, env={**running.env, "AMQP_URI": amqp_uri, "RPC_TIMEOUT": "1"},
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        delete_vhost(vhost)
+    assert done.returncode == 1
+    assert "the org service did not answer within 1 s; is it running? (make status)" in done.stderr
+    assert "Traceback" not in done.stderr and "Eventlet is deprecated" not in done.stderr
 
 
 def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, running, ledger):
