@@ -94,8 +94,13 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
             self._logs.append(out)
+        # a process group of its own: a signal for the whole group of ``make run`` (Ctrl-C,
+        # or SIGTERM from timeout or a service manager) reaches only this launcher, which
+        # stops each process once. Signalled twice (by the group, then by us) a Nameko
+        # service failed to stop and hung.
         self.processes[name] = subprocess.Popen(
             args, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+            process_group=0,
         )
 
     def start(self, services: tuple[str, ...] = SERVICES, simulator: bool = True) -> "Stack":

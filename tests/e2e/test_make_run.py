@@ -1,5 +1,6 @@
 """`make run` (``python -m shared.stack``): a clear paragraph when PostgreSQL or RabbitMQ
-cannot be reached, and Ctrl-C stops every process it started."""
+cannot be reached, and Ctrl-C, or SIGTERM to its whole process group (from timeout or a
+service manager), stops every process it started, cleanly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from shared.stack import ROOT
@@ -17,10 +19,11 @@ from tests.conftest import create_database, drop_database, free_port
 
 
 def launch(env_overrides: dict) -> subprocess.Popen:
+    """In a process group of its own, as a shell runs a command."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **env_overrides}
     return subprocess.Popen(
         [sys.executable, "-m", "shared.stack"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, process_group=0,
     )
 
 
@@ -56,7 +59,17 @@ def alive(pid: int) -> bool:
         return f.read().split()[2] != "Z"
 
 
-def test_it_starts_everything_prints_where_to_go_and_ctrl_c_stops_it_all():
+def ctrl_c(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+
+
+def sigterm_to_the_group(proc: subprocess.Popen) -> None:
+    # what timeout(1) or a service manager does: every process of the group at once
+    os.killpg(proc.pid, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("stop", [ctrl_c, sigterm_to_the_group])
+def test_it_starts_everything_prints_where_to_go_and_a_signal_stops_it_all(stop):
     database_url = create_database()
     vhost, amqp_uri = create_vhost(trace=False)
     gateway, sim = free_port(), free_port()
@@ -79,10 +92,12 @@ def test_it_starts_everything_prints_where_to_go_and_ctrl_c_stops_it_all():
         assert requests.get(f"http://127.0.0.1:{gateway}/api/health", timeout=10).json()["ok"] is True
         started = children_of(proc.pid)
         assert len(started) == 6  # the simulator, four services, the gateway
-        proc.send_signal(signal.SIGINT)  # Ctrl-C
-        proc.wait(timeout=60)
+        stop(proc)
+        proc.wait(timeout=30)
         time.sleep(0.5)
         assert not [pid for pid in started if alive(pid)]
+        # each process was stopped once, cleanly (signalled twice, a service failed to stop and hung)
+        assert "Traceback" not in proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
