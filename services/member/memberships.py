@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from services.member.live_counts import LiveCounts
 from services.member.models import AccessRecord, LedgerAdmin, LedgerKey, LedgerView, Membership, Reminder
@@ -488,20 +488,19 @@ def belonging(session: Session, person_refs: list[str]) -> list[str]:
     ))
 
 
-def released_by_closing(session: Session, ledger_id: str) -> list[str]:
-    """The people of a closed ledger who now belong to no other (no live membership
-    anywhere). Conflict while member has not closed the ledger itself yet (the caller
-    asks again later); nobody for a ledger member never heard of (it had no members)."""
+def people_of_closed_ledger(session: Session, ledger_id: str) -> list[str]:
+    """Everyone who was a member when the ledger closed (whether they still belong
+    anywhere is :func:`belonging`'s question). Conflict while member has not closed the
+    ledger itself yet (the caller asks again later); nobody for a ledger member never
+    heard of (it had no members)."""
     status = session.scalar(select(LedgerView.status).where(LedgerView.ledger_id == ledger_id))
     if status is None:
         return []
     if status != "closed":
         raise Conflict("member has not closed this ledger yet", details={"reason": "not_closed_yet"})
-    elsewhere = aliased(Membership)
     return list(session.scalars(
         select(Membership.person_ref).distinct().where(
-            Membership.ledger_id == ledger_id, Membership.status == "closed", Membership.person_ref.is_not(None),
-            ~select(elsewhere.id).where(elsewhere.person_ref == Membership.person_ref, elsewhere.status.in_(LIVE)).exists(),
+            Membership.ledger_id == ledger_id, Membership.status == "closed", Membership.person_ref.is_not(None)
         )
     ))
 

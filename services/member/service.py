@@ -84,8 +84,8 @@ class MemberService(handling.ForgetsHandledEvents):
         return memberships.belonging(self.db, person_refs)
 
     @rpc(expected_exceptions=expected)
-    def released_by_closing(self, ledger_id: str) -> list:
-        return memberships.released_by_closing(self.db, ledger_id)
+    def people_of_closed_ledger(self, ledger_id: str) -> list:
+        return memberships.people_of_closed_ledger(self.db, ledger_id)
 
     @rpc(expected_exceptions=expected)
     def my_memberships(self, person_ref: str) -> list:

@@ -268,10 +268,7 @@ def set_member_cap(session: Session, ledger_id: str, member_cap) -> dict:
     asked for more, say). Lowering it below the members already there removes nobody;
     joins are refused until fewer remain. Member hears of it by ``org.member_cap_changed``."""
     if isinstance(member_cap, bool) or not isinstance(member_cap, int) or not 1 <= member_cap <= MAX_MEMBER_CAP:
-        raise InvalidInput(
-            f"The member cap must be a whole number from 1 to {MAX_MEMBER_CAP:,}.",
-            field="member_cap", details={"member_cap": "out_of_range"},
-        )
+        raise InvalidInput.from_fields({"member_cap": f"must be a whole number from 1 to {MAX_MEMBER_CAP:,}"})
     ledger = session.get(Ledger, _valid_uuid(ledger_id), with_for_update=True)
     if ledger is None:
         raise NotFound("No such ledger.")

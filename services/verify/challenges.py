@@ -288,9 +288,9 @@ class Challenges:
         # once, complete, in _send_code)
         sent_to_phone, sent_from_client = self.session.execute(SENT_TODAY[bool(client)], params).one()
         if sent_to_phone >= phone_cap:
-            raise RateLimited("Too many codes were sent to this phone today; try again tomorrow.", field="phone")
+            raise RateLimited(REJECTIONS["rate_limited"][1], field="phone")
         if sent_from_client >= client_cap:
-            raise RateLimited("Too many codes were requested from this address today; try again tomorrow.")
+            raise RateLimited(REJECTIONS["address_rate_limited"][1])
 
     def _send_code(self, challenge: Challenge, phone: str, deliver: bool = True) -> None:
         self._check_caps(challenge.phone_index, challenge.client)

@@ -83,7 +83,7 @@ class VerifyService(handling.ForgetsHandledEvents):
         """Its members (member answers once it has closed the ledger itself; until then
         this is retried) and its admins."""
         asked_at = now()
-        people = set(self.member.released_by_closing(data["ledger_id"])) | set(self.org.admins_of(data["ledger_id"]))
+        people = set(self.member.people_of_closed_ledger(data["ledger_id"])) | set(self.org.admins_of(data["ledger_id"]))
         self._forget_if_belonging_nowhere(sorted(people), asked_at)
 
     def _forget_if_belonging_nowhere(self, person_refs: list, asked_at) -> None:

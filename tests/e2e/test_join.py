@@ -248,7 +248,7 @@ def test_a_full_ledger_refuses_new_members_until_the_operator_raises_its_cap(api
 
 def test_the_operator_is_told_why_a_member_cap_was_not_changed(running, ledger):
     zero = set_member_cap(running, ledger["id"], 0)
-    assert zero.returncode == 1 and "The member cap must be a whole number from 1 to 1,000,000" in zero.stderr
+    assert zero.returncode == 1 and "member_cap: must be a whole number from 1 to 1,000,000" in zero.stderr
     unknown = set_member_cap(running, str(uuid.uuid4()), 5)
     assert unknown.returncode == 1 and "No such ledger" in unknown.stderr
     assert wait_until(lambda: member_cap(running, ledger["id"])) == 10000  # nothing changed

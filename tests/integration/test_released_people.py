@@ -1,6 +1,6 @@
 """Who a closed ledger leaves belonging nowhere, as member's plain code on the real
-PostgreSQL (verify forgets their phones): only people with no live membership
-elsewhere, and only once member has closed the ledger itself."""
+PostgreSQL (verify forgets their phones): the closed ledger's people, once member has
+closed it itself, less those with a live membership elsewhere."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def member(session: Session, ledger_id: str, person_ref: str, status: str = "act
     ))
 
 
-def test_a_closed_ledger_releases_only_people_who_belong_nowhere_else(engine):
+def test_a_closed_ledger_leaves_only_people_with_no_live_membership_elsewhere_belonging_nowhere(engine):
     only_here, also_elsewhere, joining_elsewhere = (uuid.uuid4().hex for _ in range(3))
     with Session(engine) as session:
         closing, other = ledger(session), ledger(session)
@@ -53,8 +53,10 @@ def test_a_closed_ledger_releases_only_people_who_belong_nowhere_else(engine):
         member(session, other, joining_elsewhere, status="pending")  # a join under way
         session.flush()
         with pytest.raises(Conflict):  # member has not closed it yet: verify asks again later
-            memberships.released_by_closing(session, closing)
+            memberships.people_of_closed_ledger(session, closing)
         memberships.ledger_closed(session, closing)
-        assert memberships.released_by_closing(session, closing) == [only_here]
-        assert memberships.released_by_closing(session, str(uuid.uuid4())) == []  # never heard of
+        people = memberships.people_of_closed_ledger(session, closing)
+        assert sorted(people) == sorted([only_here, also_elsewhere, joining_elsewhere])
+        assert sorted(memberships.belonging(session, people)) == sorted([also_elsewhere, joining_elsewhere])
+        assert memberships.people_of_closed_ledger(session, str(uuid.uuid4())) == []  # never heard of
         session.rollback()
