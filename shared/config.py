@@ -85,6 +85,7 @@ class Settings:
     session_cache_seconds: float
     join_info_cache_seconds: float
     trusted_proxy_hops: int
+    db_pool_size: int
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -133,10 +134,10 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _count(env: Mapping[str, str], name: str, default: str) -> int:
+def _count(env: Mapping[str, str], name: str, default: str, least: int = 0) -> int:
     value = int(env.get(name, default))
-    if value < 0:
-        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    if value < least:
+        raise ConfigError(f"{name} must be {least} or more, got {value}")
     return value
 
 
@@ -197,6 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             session_cache_seconds=float(env.get("SESSION_CACHE_SECONDS", "10")),
             join_info_cache_seconds=float(env.get("JOIN_INFO_CACHE_SECONDS", "10")),
             trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS", "0"),
+            db_pool_size=_count(env, "DB_POOL_SIZE", "10", least=1),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

@@ -48,7 +48,8 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 def make_engine(
     url: str | None = None, pool_size: int = 5, max_overflow: int = 0,
-    ping_after_idle: float = PING_AFTER_IDLE_SECONDS, autocommit: bool = False, **options,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS, autocommit: bool = False,
+    application_name: str = "tuantibu", **options,
 ) -> Engine:
     """An engine with a pool of ``pool_size`` connections. With no overflow (the
     default) a worker past that waits for a connection instead of opening a PostgreSQL
@@ -65,6 +66,9 @@ def make_engine(
     trip instead of three (BEGIN, the statement, COMMIT or ROLLBACK). The connections
     stay in that mode for good: an autocommit *option* on a shared pool would be reset
     with a statement at every return.
+
+    ``application_name`` is what PostgreSQL shows for these connections
+    (``pg_stat_activity``, ``python -m shared.status``): who holds them.
     """
     make_green()
     engine = create_engine(
@@ -72,6 +76,7 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        connect_args={"application_name": application_name, **options.pop("connect_args", {})},
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
         **options,
     )
@@ -153,19 +158,34 @@ def array_literal(values) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+def service_health(service: str, session: Session) -> dict:
+    """A service's answer to the gateway's readiness check: it runs, and it can reach its
+    database (a service that answers but cannot would fail every request). The reason is
+    the error's type only: its message names the server, and nothing here needs more."""
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return {"service": service, "ok": False, "problem": f"its database is unreachable ({type(exc).__name__})"}
+    return {"service": service, "ok": True}
+
+
 class Database(DependencyProvider):
     """One session per worker; committed if the entrypoint returned, rolled back if it
     raised. Entrypoints that manage their own transactions (event handlers with
     retries) may commit early; the final commit is then a no-op."""
 
-    def __init__(self, pool_size: int = 10) -> None:
+    def __init__(self, pool_size: int | None = None, spare: int = 0) -> None:
+        """``pool_size``: by default ``DB_POOL_SIZE``, plus ``spare`` for a service
+        whose timers hold connections beside its workers'."""
         self.pool_size = pool_size
+        self.spare = spare
         self.engine: Engine | None = None
         self.sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def setup(self) -> None:
         url = self.container.config.get("DATABASE_URL") or settings().database_url
-        self.engine = make_engine(url, self.pool_size)
+        size = (self.pool_size or settings().db_pool_size) + self.spare
+        self.engine = make_engine(url, size, application_name=f"tuantibu-{self.container.service_name}")
 
     def stop(self) -> None:
         if self.engine is not None:

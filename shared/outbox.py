@@ -375,8 +375,13 @@ class OutboxRelay(DependencyProvider):
         service = self.container.service_name
         url = self.container.config.get("DATABASE_URL") or settings().database_url
         amqp_uri = self.container.config.get("AMQP_URI") or settings().amqp_uri
-        self.relay = Relay(service, make_engine(url, pool_size=1, max_overflow=1), amqp_uri, self.container.config)
-        self.dsn = self.relay.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        name = f"tuantibu-{service}-relay"
+        self.relay = Relay(
+            service, make_engine(url, pool_size=1, max_overflow=1, application_name=name), amqp_uri, self.container.config
+        )
+        self.dsn = self.relay.engine.url.set(
+            drivername="postgresql", query={**self.relay.engine.url.query, "application_name": name}
+        ).render_as_string(hide_password=False)
 
     def start(self) -> None:
         self.relay.declare()

@@ -10,6 +10,9 @@
   answers 503) and its events pile up until one starts.
 - The dead-letter queue: events whose handler still failed after its retries
   (``python -m shared.deadletter list`` shows them, ``replay`` puts them back).
+- PostgreSQL's connections: how many are open, by whom (each process names its pools),
+  against ``max_connections``. Past it, a service instance that starts, or a pool that
+  grows under load, is refused ("too many clients") and its work fails.
 
 Reads only: it opens no consumer and takes no message.
 """
@@ -29,6 +32,8 @@ from shared.handling import DEAD_LETTER_QUEUE
 
 #: an event older than this in an outbox means its relay is stuck
 OUTBOX_STUCK_SECONDS = 60
+#: connections in use, as a share of those PostgreSQL allows, that need a look
+CONNECTIONS_HIGH = 0.8
 #: services with an outbox (each publishes events) and with RPC entrypoints
 SERVICES = sorted({c.source for c in CONTRACTS.values()})
 
@@ -60,16 +65,33 @@ def expected_queues() -> list[tuple[str, str, str]]:
     return queues
 
 
-def outboxes(database_url: str) -> list[Outbox]:
+@dataclass(frozen=True)
+class Connections:
+    allowed: int  # max_connections less those reserved for superusers
+    in_use: int  # to the whole server, every database
+    here: dict[str, int]  # to this database, by application name
+
+
+def outboxes_and_connections(database_url: str) -> tuple[list[Outbox], Connections]:
     query = " UNION ALL ".join(
         f"SELECT '{s}', count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM {s}.outbox"
         for s in SERVICES
     )
-    conn = psycopg2.connect(database_url)
+    conn = psycopg2.connect(database_url, application_name="tuantibu-status")
     try:
         with conn, conn.cursor() as cur:
             cur.execute(query)
-            return [Outbox(service, int(n), float(age)) for service, n, age in cur.fetchall()]
+            boxes = [Outbox(service, int(n), float(age)) for service, n, age in cur.fetchall()]
+            cur.execute(
+                "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int,"
+                " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+            )
+            allowed, in_use = cur.fetchone()
+            cur.execute(
+                "SELECT coalesce(nullif(application_name, ''), '(unnamed)'), count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND backend_type = 'client backend' GROUP BY 1 ORDER BY 1"
+            )
+            return boxes, Connections(allowed, in_use, dict(cur.fetchall()))
     finally:
         conn.close()
 
@@ -96,7 +118,9 @@ def queues(amqp_uri: str) -> tuple[list[QueueState], int]:
         connection.close()
 
 
-def problems(boxes: list[Outbox], states: list[QueueState], dead_letters: int) -> list[str]:
+def problems(
+    boxes: list[Outbox], states: list[QueueState], dead_letters: int, connections: Connections | None = None
+) -> list[str]:
     """What needs a look, in words an operator can act on; empty when all is well."""
     found = [
         f"{b.service}: {b.waiting} event(s) committed but not published for {b.oldest_seconds:.0f} s "
@@ -120,12 +144,18 @@ def problems(boxes: list[Outbox], states: list[QueueState], dead_letters: int) -
             found += [f"nothing consumes {q.name} ({q.what}; {q.ready} message(s) waiting)" for q in idle]
     if dead_letters:
         found.append(f"{dead_letters} event(s) in the dead-letter queue: python -m shared.deadletter list")
+    if connections and connections.in_use >= CONNECTIONS_HIGH * connections.allowed:
+        found.append(
+            f"PostgreSQL has {connections.in_use} of the {connections.allowed} connections it allows open: "
+            "one more service instance may be refused (too many clients). Raise max_connections "
+            "or lower DB_POOL_SIZE (README: PostgreSQL connections)"
+        )
     return found
 
 
 def report(database_url: str, amqp_uri: str) -> tuple[str, list[str]]:
     """The table an operator reads, and the problems under it."""
-    boxes = outboxes(database_url)
+    boxes, connections = outboxes_and_connections(database_url)
     states, dead = queues(amqp_uri)
     lines = ["outbox        waiting  oldest"]
     lines += [f"{b.service:<12} {b.waiting:>8}  {b.oldest_seconds:>5.0f} s" for b in boxes]
@@ -134,7 +164,9 @@ def report(database_url: str, amqp_uri: str) -> tuple[str, list[str]]:
         f"{q.name:<64} {'missing' if q.ready is None else q.ready:>8} {q.consumers:>9}" for q in states
     ]
     lines += ["", f"dead letters: {dead}"]
-    return "\n".join(lines), problems(boxes, states, dead)
+    lines += ["", f"PostgreSQL connections: {connections.in_use} open of {connections.allowed} allowed; to this database:"]
+    lines += [f"  {name:<30} {n:>4}" for name, n in connections.here.items()]
+    return "\n".join(lines), problems(boxes, states, dead, connections)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print()
     if not found:
-        print("all well: every outbox is moving, every queue has a consumer, no dead letters")
+        print("all well: every outbox is moving, every queue has a consumer, no dead letters, "
+              "connections to spare")
         return 0
     print("needs a look:")
     for problem in found:

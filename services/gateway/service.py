@@ -499,15 +499,19 @@ class GatewayService:
     @http("GET", "/api/health")
     @endpoint
     def health(self, request):
-        """Ready when every service answers; 503 naming the ones that do not."""
-        services = {}
+        """Ready when every service answers and reaches its database; 503 naming the
+        ones that do not, and why (``problems``)."""
+        services, problems = {}, {}
         for name in ("org", "verify", "member", "healthsync"):
             try:
-                services[name] = bool(getattr(self, name).within(2.0).health()["ok"])
-            except Exception:  # noqa: BLE001 - any failure means "not ready"
-                services[name] = False
+                answer = getattr(self, name).within(2.0).health()
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                answer = {"ok": False, "problem": f"did not answer within 2 s ({type(exc).__name__})"}
+            services[name] = bool(answer["ok"])
+            if not answer["ok"]:
+                problems[name] = answer.get("problem", "not ready")
         ok = all(services.values())
-        return {"ok": ok, "services": services}, 200 if ok else 503
+        return {"ok": ok, "services": services, **({"problems": problems} if problems else {})}, 200 if ok else 503
 
 
 def join_url(token: str) -> str:

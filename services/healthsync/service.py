@@ -24,7 +24,7 @@ from services.healthsync.models import Base, LedgerRules  # noqa: F401 - Base re
 from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
-from shared.db import Database
+from shared.db import Database, service_health
 from shared.errors import TuantibuError
 from shared.events import contract
 from shared.handling import handles
@@ -63,7 +63,7 @@ class LedgerWorkProvider(DependencyProvider):
 class HealthsyncService(handling.ForgetsHandledEvents):
     name = "healthsync"
 
-    db = Database(pool_size=12)
+    db = Database(spare=2)  # its timers (schedule, change feed, digests) hold connections too
     relay = OutboxRelay()
     health_kit = HealthKitProvider()
     ledger_work = LedgerWorkProvider()
@@ -253,4 +253,4 @@ class HealthsyncService(handling.ForgetsHandledEvents):
 
     @rpc
     def health(self) -> dict:
-        return {"service": self.name, "ok": True}
+        return service_health(self.name, self.db)

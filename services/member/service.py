@@ -14,7 +14,7 @@ from services.member.models import Base  # noqa: F401 - registers the outbox tab
 from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
-from shared.db import Database
+from shared.db import Database, service_health
 from shared.errors import TuantibuError
 from shared.expiring import Memory
 from shared.handling import handles
@@ -162,4 +162,4 @@ class MemberService(handling.ForgetsHandledEvents):
 
     @rpc
     def health(self) -> dict:
-        return {"service": self.name, "ok": True}
+        return service_health(self.name, self.db)

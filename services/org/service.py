@@ -12,7 +12,7 @@ from services.org.models import Base  # noqa: F401 - registers the outbox tables
 from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
-from shared.db import Database
+from shared.db import Database, service_health
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.heap import SettledHeap
@@ -144,4 +144,4 @@ class OrgService(handling.ForgetsHandledEvents):
 
     @rpc
     def health(self) -> dict:
-        return {"service": self.name, "ok": True}
+        return service_health(self.name, self.db)

@@ -13,7 +13,7 @@ from services.verify.models import Base  # noqa: F401 - registers the outbox tab
 from shared import handling
 from shared.config import settings
 from shared.crypto import crypto
-from shared.db import Database
+from shared.db import Database, service_health
 from shared.errors import TuantibuError
 from shared.handling import handles
 from shared.healthkit import health_kit
@@ -151,4 +151,4 @@ class VerifyService(handling.ForgetsHandledEvents):
 
     @rpc
     def health(self) -> dict:
-        return {"service": self.name, "ok": True}
+        return service_health(self.name, self.db)

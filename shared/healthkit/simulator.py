@@ -724,7 +724,8 @@ def make_store_engine(database_url: str, pool_size: int = 10, autocommit: bool =
     from shared.db import make_engine
 
     return make_engine(
-        database_url, pool_size, max_overflow=pool_size, autocommit=autocommit, pool_timeout=30, hide_parameters=True
+        database_url, pool_size, max_overflow=pool_size, autocommit=autocommit, pool_timeout=30, hide_parameters=True,
+        application_name="healthkit-simulator",
     )
 
 

@@ -97,6 +97,6 @@ def sms_sender(settings: "Settings | None" = None) -> SmsSender:
 
         if not s.is_dev:
             log.warning("no SMS provider is configured: messages go to the dev outbox (sms_dev)")
-        sender = DevOutbox(make_engine(s.database_url, pool_size=6, autocommit=True), key=s.blind_index_key)
+        sender = DevOutbox(make_engine(s.database_url, pool_size=6, autocommit=True, application_name="tuantibu-dev-sms"), key=s.blind_index_key)
         _senders[cache_key] = sender
     return sender

@@ -357,6 +357,18 @@ def test_a_commit_by_the_services_own_worker_wakes_its_relay_directly(db_url, bu
     assert max(latencies) < 0.5
 
 
+def test_a_running_service_names_its_connections(engine, bus, org_relay_service):
+    # so that an operator (python -m shared.status, pg_stat_activity) sees who holds them
+    with ClusterRpcProxy({"AMQP_URI": bus.uri}) as cluster:
+        cluster.org.register_ledger(str(uuid.uuid4()))  # its workers' pool connects
+    with engine.connect() as conn:
+        names = dict(conn.execute(text(
+            "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1"
+        )).all())
+    assert 1 <= names.get("tuantibu-org", 0) <= 2, names  # Database(pool_size=2)
+    assert 1 <= names.get("tuantibu-org-relay", 0) <= 3, names  # its pool of 1 (+1), and its LISTEN
+
+
 def listening_backends(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(

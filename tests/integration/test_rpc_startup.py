@@ -5,7 +5,6 @@ unroutable (the caller would wait out its timeout)."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -13,6 +12,7 @@ import requests
 from nameko.web.handlers import http
 
 from shared.rpc import Rpc
+from tests.conftest import free_port
 from tests.integration.support import ServiceProcess, fresh_bus, wait_for
 
 CALL_TIMEOUT = 3.0
@@ -25,12 +25,6 @@ class FrontService:
     @http("GET", "/echo")
     def echo(self, request):
         return self.echo_service.echo("hi")["echo"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def test_the_first_requests_after_start_are_answered_at_once(bus, tmp_path):
         wait_for(lambda: echo.check_alive() and (bus.queue_counts("rpc-probe_echo") or (0, 0))[1] >= 1,
                  timeout=20, what="the echo service")
         for attempt in range(5):
-            port = _free_port()
+            port = free_port()
             front = ServiceProcess("tests.integration.test_rpc_startup:FrontService",
                                    {"AMQP_URI": bus.uri, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"},
                                    {"AMQP_URI": bus.uri}, tmp_path).start()

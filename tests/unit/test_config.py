@@ -50,3 +50,10 @@ def test_a_short_key_is_refused():
 def test_an_empty_schedule_turns_scheduled_runs_off():
     assert load_settings({"SYNC_TIMES": ""}).sync_times == ()
     assert load_settings({}).sync_times == ("06:00", "09:00", "12:00", "16:00")
+
+
+def test_a_pool_of_no_connections_is_refused():
+    assert load_settings({}).db_pool_size == 10
+    assert load_settings({"DB_POOL_SIZE": "4"}).db_pool_size == 4
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE must be 1 or more, got 0"):
+        load_settings({"DB_POOL_SIZE": "0"})

@@ -31,3 +31,9 @@ def test_the_infrastructure_has_healthchecks_and_the_management_image():
     assert "shared.migrate" in COMPOSE["migrate"]["command"]
     assert COMPOSE["gateway"]["environment"]["GATEWAY_ADDRESS"] == "0.0.0.0:8000"
     assert COMPOSE["healthkit-sim"]["command"] == "python -m shared.healthkit serve"
+
+
+def test_postgresql_has_connections_for_a_second_instance_of_each_service():
+    # one instance of everything may hold about 85 connections (README: PostgreSQL connections)
+    command = COMPOSE["postgres"]["command"]
+    assert command[0] == "postgres" and "max_connections=300" in command

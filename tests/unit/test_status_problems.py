@@ -1,7 +1,7 @@
 """The status check's words: a service with no instance is named once, not once per
 queue (the check itself runs on the real RabbitMQ in tests/integration/test_status.py)."""
 
-from shared.status import QueueState, expected_queues, problems
+from shared.status import Connections, QueueState, expected_queues, problems
 
 
 def test_a_service_with_no_instance_is_named_once():
@@ -12,4 +12,13 @@ def test_a_service_with_no_instance_is_named_once():
     assert problems([], states, 0) == [
         f"no verify instance is running: nothing consumes its {verify_queues} queues "
         f"({2 * verify_queues} message(s) waiting)"
+    ]
+
+
+def test_connections_need_a_look_from_four_fifths_of_what_postgresql_allows():
+    consumed = [QueueState(name, owner, what, 0, 1) for name, owner, what in expected_queues()]
+    assert problems([], consumed, 0, Connections(allowed=97, in_use=77, here={"tuantibu-member": 12})) == []
+    assert problems([], consumed, 0, Connections(allowed=97, in_use=78, here={})) == [
+        "PostgreSQL has 78 of the 97 connections it allows open: one more service instance may be refused "
+        "(too many clients). Raise max_connections or lower DB_POOL_SIZE (README: PostgreSQL connections)"
     ]
