@@ -16,7 +16,16 @@ export async function waitForChallenge(challengeId, { timeoutMs = 60000, signal 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (signal?.aborted) throw Object.assign(new Error('aborted'), { code: 'aborted' });
-    const c = await api.get(`/api/challenges/${encodeURIComponent(challengeId)}`, { auth: false });
+    let c;
+    try {
+      c = await api.get(`/api/challenges/${encodeURIComponent(challengeId)}`, { auth: false });
+    } catch (err) {
+      // verify records the challenge once the Health Kit has answered: while that is
+      // slow, the challenge is not found yet (a wrong link would be, but this id came
+      // from the server a moment ago)
+      if (err?.status !== 404) throw err;
+      c = { status: 'pending' };
+    }
     if (c.status === 'code_sent') return c;
     if (c.status === 'rejected' || c.status === 'failed' || c.status === 'expired') {
       const reason = c.reason || (c.status === 'failed' ? 'too_many_attempts' : c.status);
