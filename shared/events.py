@@ -101,6 +101,8 @@ class JoinRequested(Schema):
     # {name, id_type, id_number, phone} sealed for "verify"
     applicant = fields.String(required=True)
     client = fields.String(load_default="")
+    # the challenge of the same person's earlier request this one replaced: its code ends
+    replaces = fields.String(load_default=None, allow_none=True)
 
 
 class MemberJoined(Schema):

@@ -21,7 +21,7 @@ from services.gateway.waiter import WaiterProvider
 from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
-from shared.errors import IdentityRejected, InvalidInput, NotFound
+from shared.errors import Conflict, IdentityRejected, InvalidInput, NotFound
 from shared.expiring import Memory
 from shared.handling import ContractHandler
 from shared.health import rule_labels
@@ -421,7 +421,7 @@ class GatewayService:
         elif result["purpose"] == "join":
             joined = self.waiter.wait(("member_joined", result["subject_id"]), WAIT_SECONDS)
             response["membership_id"] = result["subject_id"]
-            response["membership_status"] = "active" if joined else "activating"
+            response["membership_status"] = "active" if joined else self._join_state(result)
         elif result["purpose"] == "admin_invite":
             response["admin_id"] = result["subject_id"]
             response["admin_status"] = "active" if self.waiter.wait(("admin", result["subject_id"]), WAIT_SECONDS) else "activating"
@@ -437,6 +437,20 @@ class GatewayService:
             else:
                 response["ledger_status"] = "pending"
         return response
+
+    def _join_state(self, verified: dict) -> str:
+        """No ``member.joined`` within the wait: still activating (a busy moment), or the
+        join ended without them (replaced by a newer request, the ledger closed)? Never
+        "joined" for someone who is not a member."""
+        state = self.member.join_state(verified["subject_id"], verified["person_ref"])
+        if state == "active":
+            return "active"
+        if state == "pending":
+            return "activating"
+        raise Conflict(
+            "This join did not complete (it was replaced by a newer request, or the ledger closed); please join again.",
+            details={"reason": "join_ended"},
+        )
 
     @http("POST", "/api/challenges/<challenge_id>/resend")
     @endpoint

@@ -37,7 +37,7 @@ LEDGER_AND_KEY = (  # the cipher of the ledger's data key is gone once it closed
     .where(LEDGERS.c.ledger_id == bindparam("ledger_id"))
 )
 LIVE_MEMBERSHIP = (
-    select(MEMBERSHIPS.c.id, MEMBERSHIPS.c.status)
+    select(MEMBERSHIPS.c.id, MEMBERSHIPS.c.status, MEMBERSHIPS.c.challenge_id, MEMBERSHIPS.c.phone_enc)
     .where(
         MEMBERSHIPS.c.ledger_id == bindparam("ledger_id"),
         MEMBERSHIPS.c.person_ref == bindparam("person_ref"),
@@ -164,6 +164,8 @@ def ledger_closed(session: Session, ledger_id: str) -> None:
         update(LedgerView).where(LedgerView.ledger_id == ledger_id).values(status="closed", closed_at=now())
     )
     session.execute(delete(LedgerKey).where(LedgerKey.ledger_id == ledger_id))
+    # a join not confirmed yet never made its person a member: it goes, with its data
+    session.execute(delete(Membership).where(Membership.ledger_id == ledger_id, Membership.status == "pending"))
     session.execute(
         update(Membership)
         .where(Membership.ledger_id == ledger_id, Membership.status.in_(LIVE))
@@ -212,9 +214,19 @@ def request_join(
     existing = session.execute(LIVE_MEMBERSHIP, {"ledger_id": ledger.ledger_id, "person_ref": person_ref}).first()
     if existing is not None and existing.status == "active":
         raise Conflict("You are already a member of this ledger.", details={"reason": "already_member"})
+    replaces = None
     if existing is not None:
-        # an earlier attempt that was never confirmed: this one replaces it
+        # An earlier attempt, not confirmed yet. The same person again (a reload, a
+        # second tab) replaces it, and verify ends its code. Anyone else who has this ID
+        # number cannot cancel a join under way: only the phone the Health Kit holds gets
+        # a code, so another phone would be refused by the Health Kit anyway.
+        if cipher.decrypt_text(existing.phone_enc) != a["phone"]:
+            raise Conflict(
+                "A join for this person is already waiting for its SMS code: finish it, or try again in a few minutes.",
+                details={"reason": "join_in_progress"},
+            )
         session.execute(DROP_MEMBERSHIP, {"membership_id": existing.id})
+        replaces = existing.challenge_id
 
     def count_live() -> int:
         return session.scalar(
@@ -256,6 +268,7 @@ def request_join(
             "challenge_id": challenge_id,
             "applicant": applicant,
             "client": client,
+            "replaces": replaces,
         },
         membership_id,
     )
@@ -266,6 +279,15 @@ def request_join(
         "masked_phone": mask_phone(a["phone"]),
         "status": "pending",
     }
+
+
+def join_state(session: Session, membership_id: str, person_ref: str) -> str | None:
+    """What became of this person's join: ``pending`` (not activated yet), ``active``, or
+    None when it ended without them joining (replaced by a newer request, or the ledger
+    closed). Only the person's own."""
+    return session.scalar(
+        select(Membership.status).where(Membership.id == membership_id, Membership.person_ref == person_ref)
+    ) if membership_id else None
 
 
 def activate(session: Session, crypto: Crypto, membership_id: str, challenge_id: str, person_ref: str) -> bool:

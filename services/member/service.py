@@ -88,6 +88,10 @@ class MemberService(handling.ForgetsHandledEvents):
         return memberships.people_of_closed_ledger(self.db, ledger_id)
 
     @rpc(expected_exceptions=expected)
+    def join_state(self, membership_id: str, person_ref: str) -> str | None:
+        return memberships.join_state(self.db, membership_id, person_ref)
+
+    @rpc(expected_exceptions=expected)
     def my_memberships(self, person_ref: str) -> list:
         return memberships.my_memberships(self.db, person_ref)
 

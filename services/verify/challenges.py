@@ -70,6 +70,10 @@ REJECTIONS = {
     ),
     "too_many_attempts": ("too_many_attempts", "Too many wrong codes; please start again."),
     "expired": ("expired", "The code expired before it was confirmed; please start again."),
+    "superseded": (
+        "superseded",
+        "You sent the form again, so this code no longer counts: use the code from your latest request.",
+    ),
 }
 
 
@@ -337,6 +341,14 @@ class Challenges:
         challenge.code_digest = None
         challenge.phone_enc = None
         challenge.finished_at = now()
+
+    def supersede(self, challenge_id: str) -> None:
+        """The same person asked again for the same membership (a reload, a second tab):
+        the earlier code no longer counts. Its membership is gone already, so nobody
+        needs telling by event; a page still showing it learns at its next poll or try."""
+        challenge = self.session.get(Challenge, challenge_id, with_for_update=True)
+        if challenge is not None and challenge.status in ("pending", "code_sent"):
+            self._finish(challenge, "rejected", "superseded")
 
     def _reject(self, challenge: Challenge, why) -> Challenge:
         reason, message = REJECTIONS[why]

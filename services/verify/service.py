@@ -60,6 +60,8 @@ class VerifyService(handling.ForgetsHandledEvents):
 
     @handles("member.join_requested")
     def on_join_requested(self, data: dict, envelope: dict) -> None:
+        if data.get("replaces"):
+            self.challenges.supersede(data["replaces"])
         applicant = crypto().unseal("verify", data["applicant"])
         self.challenges.start_identity(
             data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", "")

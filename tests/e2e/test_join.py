@@ -169,6 +169,56 @@ def test_concurrent_joins_of_one_person_make_exactly_one_membership(api, running
     )
 
 
+def requested(api, token: str, joiner) -> tuple[dict, str]:
+    """A join requested, and the code it sent: (the response's body, the code)."""
+    before = api.sms_count(joiner.phone)
+    response = api.post(f"/api/join/{token}", join_form(joiner))
+    assert response.status_code == 201, response.text
+    return response.json(), api.latest_code(joiner.phone, after=before)
+
+
+def test_sending_the_form_again_replaces_the_first_request_and_ends_its_code(api, running, ledger):
+    # a reload, or a second tab: the earlier code must not lead to "joined" for nothing
+    joiner = known_person(api)
+    first, first_code = requested(api, ledger["token"], joiner)
+    second, second_code = requested(api, ledger["token"], joiner)
+    stale = api.post(f"/api/challenges/{first['challenge_id']}/confirm", {"code": first_code})
+    assert stale.status_code == 422, stale.text
+    assert stale.json()["error"]["details"]["reason"] == "superseded"
+    assert "latest request" in stale.json()["error"]["message"]
+    confirmed = api.post(f"/api/challenges/{second['challenge_id']}/confirm", {"code": second_code})
+    assert confirmed.status_code == 200 and confirmed.json()["membership_status"] == "active", confirmed.text
+    assert live_memberships(running, ledger["id"]) == 1
+
+
+def test_someone_else_with_the_id_number_cannot_cancel_a_join_under_way(api, running, ledger):
+    joiner = known_person(api)
+    join_request, code = requested(api, ledger["token"], joiner)
+    # a stranger who has the ID number, but not the phone the Health Kit holds
+    stranger = api.post(f"/api/join/{ledger['token']}", join_form(joiner, name="某某", phone="13111111111"))
+    assert stranger.status_code == 409, stranger.text
+    assert stranger.json()["error"]["details"]["reason"] == "join_in_progress"
+    confirmed = api.post(f"/api/challenges/{join_request['challenge_id']}/confirm", {"code": code})
+    assert confirmed.status_code == 200 and confirmed.json()["membership_status"] == "active", confirmed.text
+
+
+def test_a_join_whose_ledger_closed_before_the_code_is_not_reported_as_joined(api, running, ledger):
+    joiner = known_person(api)
+    join_request, code = requested(api, ledger["token"], joiner)
+    sent = api.sms_count(ledger["admin"].phone)
+    close = api.post(f"/api/ledgers/{ledger['id']}/close", token=ledger["admin_token"])
+    assert close.status_code == 201, close.text
+    closed = api.post(f"/api/challenges/{close.json()['challenge_id']}/confirm",
+                      {"code": api.latest_code(ledger["admin"].phone, after=sent)})
+    assert closed.status_code == 200 and closed.json()["ledger_status"] == "closed", closed.text
+    wait_until(lambda: sql(running, "SELECT count(*) FROM member.memberships WHERE id = %s",
+                           join_request["membership_id"])[0][0] == 0,
+               what="the pending join to go with the ledger")
+    confirmed = api.post(f"/api/challenges/{join_request['challenge_id']}/confirm", {"code": code})
+    assert confirmed.status_code == 409, confirmed.text
+    assert confirmed.json()["error"]["details"]["reason"] == "join_ended"
+
+
 def test_one_person_may_belong_to_many_ledgers(api, ledger):
     other_admin = known_person(api, "钱老板")
     other_id, other_admin_token = create_active_ledger(api, other_admin, org_name="幸福里社区")

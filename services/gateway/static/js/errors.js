@@ -52,6 +52,7 @@ const IDENTITY = {
   address_rate_limited: '当前网络今天申请的验证码过多，请明天再试，或换用手机流量后重试',
   too_many_attempts: '验证码错误次数过多，请重新开始',
   expired: '验证码已过期，请重新开始',
+  superseded: '您已重新提交过，此验证码已失效，请使用最新一条短信中的验证码',
 };
 
 // which field a Health Kit rejection points at
@@ -61,7 +62,8 @@ const CONFLICT = {
   already_member: '您已经是该团体簿的成员，无需重复加入',
   ledger_full: '该团体簿成员已满，无法加入',
   ledger_closed: '该团体簿已关闭，不再接受加入',
-  join_in_progress: '您的加入申请正在处理中，请稍候再试',
+  join_in_progress: '此证件的加入申请正在等待短信验证：请先完成验证，或几分钟后再试',
+  join_ended: '此次加入未完成（已重新提交，或团体簿已关闭），请重新扫码加入',
 };
 
 export function identityText(reason) {
