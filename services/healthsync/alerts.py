@@ -1,5 +1,5 @@
-"""Alerts for admins (a member became, or stopped being, abnormal), read marks per
-admin, and the opt-in daily SMS digest."""
+"""Alerts for admins (a member became abnormal, got a new reason to be while already
+abnormal, or stopped being), read marks per admin, and the opt-in daily SMS digest."""
 
 from __future__ import annotations
 
@@ -14,6 +14,26 @@ from shared.errors import InvalidInput
 from shared.health import REASON_LABELS
 
 MAX_ALERTS = 200
+
+#: Reasons that name one problem, no valid test: an old test record turning up where
+#: there was none (无核酸记录 → 核酸超时), or the reverse, is nothing new for the admin.
+_SAME_PROBLEM = {"no_test": "test_too_old", "test_too_old": "no_test"}
+
+
+def alert_for(was: list[str], now: list[str]) -> tuple[str, list[str]] | None:
+    """The alert (kind, reasons) for a member whose reasons to be abnormal under one
+    ledger's rules went from ``was`` to ``now``, or None when there is nothing to tell.
+
+    became_abnormal carries every current reason, back_to_normal the reasons that went,
+    worsened (abnormal before and after) only the reasons that are new: with a test rule
+    most of a ledger is abnormal for an old test, and its admin must still hear when one
+    of them turns red."""
+    if not was:
+        return ("became_abnormal", list(now)) if now else None
+    if not now:
+        return "back_to_normal", list(was)
+    new = [r for r in now if r not in was and _SAME_PROBLEM.get(r) not in was]
+    return ("worsened", new) if new else None
 
 
 def _read(person_ref: str, alert=Alert):

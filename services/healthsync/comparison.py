@@ -28,6 +28,7 @@ from sqlalchemy import ARRAY, Text, and_, any_, bindparam, cast, delete, exists,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from services.healthsync.alerts import alert_for
 from services.healthsync.ledger_view import admin_rules, evaluate, health_view, ledger_rows_query, load_rules
 from services.healthsync.models import (
     Alert,
@@ -440,8 +441,8 @@ class Comparison:
             )
 
     def _store_alerts(self, changed_people: list, memberships_of: dict) -> None:
-        """An alert for each ledger in which a changed person became, or stopped being,
-        abnormal under that ledger's rules."""
+        """An alert for each ledger in which a changed person became abnormal, got a new
+        reason to be, or stopped being, under that ledger's rules (``alert_for``)."""
         at = now()
         rules_cache: dict[str, dict] = {}
         alerts = []
@@ -449,13 +450,11 @@ class Comparison:
             after = SimpleNamespace(**row)
             for ledger_id, membership_id in memberships_of.get(row["person_ref"], []):
                 rules = rules_cache.setdefault(ledger_id, load_rules(self.session, ledger_id))
-                was, now_reasons = evaluate(before, rules, at), evaluate(after, rules, at)
-                if bool(was) != bool(now_reasons):
+                alert = alert_for(evaluate(before, rules, at), evaluate(after, rules, at))
+                if alert is not None:
+                    kind, reasons = alert
                     alerts.append({
-                        "ledger_id": ledger_id,
-                        "membership_id": membership_id,
-                        "kind": "became_abnormal" if now_reasons else "back_to_normal",
-                        "reasons": now_reasons or was,
+                        "ledger_id": ledger_id, "membership_id": membership_id, "kind": kind, "reasons": reasons,
                         "at": at,
                     })
         if alerts:

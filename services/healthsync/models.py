@@ -170,7 +170,8 @@ class LedgerRules(Base):
 
 
 class Alert(Base):
-    """A member became abnormal, or stopped being, in a ledger."""
+    """A member became abnormal, got a new reason to be while abnormal, or stopped
+    being, in a ledger."""
 
     __tablename__ = "alerts"
     __table_args__ = (Index("ix_alerts_ledger_at", "ledger_id", "at"),)
@@ -178,7 +179,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     ledger_id: Mapped[str] = mapped_column(String(36))
     membership_id: Mapped[str] = mapped_column(String(36))
-    kind: Mapped[str] = mapped_column(String(20))  # became_abnormal | back_to_normal
+    kind: Mapped[str] = mapped_column(String(20))  # became_abnormal | worsened | back_to_normal
     reasons: Mapped[list] = mapped_column(JSONB)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

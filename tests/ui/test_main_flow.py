@@ -276,6 +276,25 @@ def test_06_alerts_panel(s):
     digest = page.get_by_label(re.compile("每日短信摘要"))
     digest.check()
     page.get_by_text("已开启每日短信摘要").wait_for()
+
+    # 赵强, abnormal already, also gets a pop-up: a new alert, abnormal-styled, names
+    # only what is new (the Health Kit's change feed brings it)
+    s.api.put_resident(s.other.id_number, **health_record(s.other, code_status="red", popup="弹窗一"))
+    worse = page.locator(".alert-item.kind-worsened", has_text="赵强")
+    wait_for(lambda: open_tab(page, "预警") or worse.count(), what="the worsened alert")
+    assert "新增异常" in worse.inner_text() and "is-unread" in worse.get_attribute("class")
+    assert "tag-abnormal" in worse.locator(".tag").get_attribute("class")
+    assert worse.locator(".reasons li").all_inner_texts() == ["健康宝弹窗"]
+    shot(page, "14b-ledger-alerts-worsened")
+    # and back to normal: the reasons that went read as resolved, not as current problems
+    s.api.put_resident(s.other.id_number, **health_record(s.other))
+    back = page.locator(".alert-item.kind-back_to_normal", has_text="赵强")
+    wait_for(lambda: open_tab(page, "预警") or back.count(), what="the back-to-normal alert")
+    assert "恢复正常" in back.inner_text()
+    resolved = back.locator(".reasons-line.is-resolved")
+    assert resolved.inner_text().startswith("已解除")
+    assert set(resolved.locator(".reasons li").all_inner_texts()) == {"健康码非绿码", "健康宝弹窗"}
+    shot(page, "14c-ledger-alerts-back-to-normal")
     no_js_errors(s)
 
 

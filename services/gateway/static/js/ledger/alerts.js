@@ -1,12 +1,13 @@
-// The alerts tab: members who became abnormal or back to normal, read marks, the
-// daily SMS digest opt-in.
+// The alerts tab: members who became abnormal, got a new problem while abnormal, or
+// are back to normal; read marks, the daily SMS digest opt-in.
 
 import { api, isMissing } from '../api.js';
 import { errorText } from '../errors.js';
 import { handleAuthError } from '../nav.js';
 import { add, busy, button, clear, field, fill, fmtTime, h, notice, unavailableNotice } from '../ui.js';
 
-const KIND = { became_abnormal: '转为异常', back_to_normal: '恢复正常' };
+const KIND = { became_abnormal: '转为异常', worsened: '新增异常', back_to_normal: '恢复正常' };
+const ABNORMAL = new Set(['became_abnormal', 'worsened']);
 
 export function alertsPanel(ctx) {
   const id = encodeURIComponent(ctx.id);
@@ -26,7 +27,7 @@ export function alertsPanel(ctx) {
       clear(list);
       readAll.hidden = !r.unread;
       const items = r.items || [];
-      if (!items.length) add(list, h('p', { class: 'muted empty' }, '暂无预警。成员的健康状态按规则变为异常或恢复正常时，会在这里提示。'));
+      if (!items.length) add(list, h('p', { class: 'muted empty' }, '暂无预警。成员的健康状态按规则变为异常、新增异常或恢复正常时，会在这里提示。'));
       for (const a of items) add(list, alertItem(a));
     } catch (err) {
       if (handleAuthError(err)) return;
@@ -42,9 +43,9 @@ export function alertsPanel(ctx) {
       h('div', { class: 'alert-head' },
         a.read ? null : h('span', { class: 'dot', 'aria-label': '未读' }),
         h('strong', { class: 'alert-name' }, a.name || '成员'),
-        h('span', { class: `tag ${a.kind === 'became_abnormal' ? 'tag-abnormal' : 'tag-ok'}` }, KIND[a.kind] || a.kind),
+        h('span', { class: `tag ${ABNORMAL.has(a.kind) ? 'tag-abnormal' : 'tag-ok'}` }, KIND[a.kind] || a.kind),
         h('time', { datetime: a.at, class: 'muted small' }, fmtTime(a.at))),
-      a.reasons?.length ? h('ul', { class: 'reasons' }, a.reasons.map((r) => h('li', {}, r.label || r.code))) : null,
+      reasonList(a),
       markBtn);
     markBtn?.addEventListener('click', () => busy(markBtn, '…', async () => {
       try {
@@ -53,6 +54,15 @@ export function alertsPanel(ctx) {
       } catch (err) { msg.textContent = errorText(err); }
     }));
     return li;
+  }
+
+  // a back-to-normal alert carries the reasons that went: shown muted, as resolved, so
+  // nobody reads them as current problems (a worsened one carries only the new reasons)
+  function reasonList(a) {
+    if (!a.reasons?.length) return null;
+    const items = h('ul', { class: 'reasons' }, a.reasons.map((r) => h('li', {}, r.label || r.code)));
+    if (a.kind !== 'back_to_normal') return items;
+    return h('div', { class: 'reasons-line is-resolved' }, h('span', {}, '已解除：'), items);
   }
 
   readAll.addEventListener('click', () => busy(readAll, '处理中…', async () => {
