@@ -211,6 +211,12 @@ def test_04_admin_sees_an_abnormal_member_and_filters(s):
     assert "is-abnormal" not in cards["李明"].get_attribute("class")
     assert cards["赵强"].locator(".reasons li").count() >= 1
     page.locator(".stats .stat-num").first.wait_for()
+    # the test-age chips count separate bands (24–48 h is not 'within 48 h'), and the
+    # filter offers the same bands under the same words
+    chips = page.locator(".stats [data-filter=test_age] .stat-label").all_text_contents()
+    assert "24–48小时" in chips and "48–72小时" in chips and "48小时内" not in chips and "72小时内" not in chips
+    options = page.locator("select[name=test_age] option").all_text_contents()
+    assert options[1:] == chips
     shot(page, "11-ledger-members-stats")
 
     # remind the abnormal member by SMS

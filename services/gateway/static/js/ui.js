@@ -236,8 +236,10 @@ export const VACCINATION = {
   unsuitable: '不适宜接种',
   none_found: '未查询到接种信息',
 };
+// the test-age bands of the stats, the filter and its chip: each counts apart (h48 is
+// 24–48 h, not everyone within 48 h), so the labels name the band
 export const TEST_AGE = {
-  h24: '24小时内', h48: '48小时内', h72: '72小时内', older: '超过72小时', none: '无核酸记录', pending: '待出结果',
+  h24: '24小时内', h48: '24–48小时', h72: '48–72小时', older: '超过72小时', none: '无核酸记录', pending: '待出结果',
 };
 export const ROLE = { owner: '所有者', admin: '管理员', co_admin: '管理员' };
 
