@@ -86,6 +86,8 @@ class Settings:
     join_info_cache_seconds: float
     trusted_proxy_hops: int
     db_pool_size: int
+    identity_mismatches_per_day: int
+    identity_mismatches_per_client: int
     # secrets
     master_keys: Mapping[str, bytes] = field(repr=False)
     master_key_id: str = field(repr=False)
@@ -199,6 +201,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             join_info_cache_seconds=float(env.get("JOIN_INFO_CACHE_SECONDS", "10")),
             trusted_proxy_hops=_count(env, "TRUSTED_PROXY_HOPS", "0"),
             db_pool_size=_count(env, "DB_POOL_SIZE", "10", least=1),
+            identity_mismatches_per_day=_count(env, "IDENTITY_MISMATCHES_PER_DAY", "5", least=1),
+            identity_mismatches_per_client=_count(env, "IDENTITY_MISMATCHES_PER_CLIENT", "50", least=1),
             master_keys=master_keys,
             master_key_id=master_key_id,
             blind_index_key=_secret(env, "BLIND_INDEX_KEY", mode),

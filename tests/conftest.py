@@ -116,6 +116,7 @@ def running(tmp_path_factory):
             "HOUSEKEEPING_SECONDS": "1",
             # every test request comes from 127.0.0.1: the per-address cap would be hit
             "SMS_DAILY_CAP_PER_CLIENT": "100000",
+            "IDENTITY_MISMATCHES_PER_CLIENT": "100000",
             "DIGEST_CHECK_SECONDS": "1",
             "CHALLENGE_GRACE_SECONDS": "0",
         }

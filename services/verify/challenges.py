@@ -70,6 +70,15 @@ REJECTIONS = {
     ),
     "too_many_attempts": ("too_many_attempts", "Too many wrong codes; please start again."),
     "expired": ("expired", "The code expired before it was confirmed; please start again."),
+    # after IDENTITY_MISMATCHES_PER_DAY such answers for one ID number (or
+    # IDENTITY_MISMATCHES_PER_CLIENT from one client address), rejections stop saying which field is wrong: the
+    # specific answers would otherwise let anyone holding a QR code try names against an
+    # ID number (name_mismatch turns into phone_mismatch at the right one), or learn
+    # whether the Health Kit knows a number
+    "identity_mismatch": (
+        "identity_mismatch",
+        "The name, ID number and phone do not all match the Health Kit's record; please check them.",
+    ),
     "superseded": (
         "superseded",
         "You sent the form again, so this code no longer counts: use the code from your latest request.",
@@ -97,6 +106,23 @@ SENT_TODAY = {
     True: select(_to_phone, _sends_since("client_cap", SENDS.c.client == bindparam("client"), ~SENDS.c.confirmed)),
     False: select(_to_phone, literal(0)),
 }
+# the answers that name the field at fault, and how many of them one ID number (or one
+# client address) had over the last day, counted no further than the cap
+NAMED_MISMATCHES = ("name_mismatch", "phone_mismatch", "not_found")
+
+
+def _mismatches_since(cap: str, *where):
+    capped = select(CHALLENGES.c.id).where(
+        CHALLENGES.c.status == "rejected", CHALLENGES.c.reason.in_(NAMED_MISMATCHES + ("identity_mismatch",)),
+        CHALLENGES.c.created_at > bindparam("since"), *where,
+    ).limit(bindparam(cap)).subquery()
+    return select(func.count()).select_from(capped).scalar_subquery()
+
+
+MISMATCHES_TODAY = select(
+    _mismatches_since("person_cap", CHALLENGES.c.person_ref == bindparam("person_ref")),
+    _mismatches_since("client_cap", CHALLENGES.c.client == bindparam("client"), CHALLENGES.c.client != ""),
+)
 CHALLENGE_FOR_UPDATE = select(CHALLENGES).where(CHALLENGES.c.id == bindparam("id")).with_for_update()
 FINISH = (  # a challenge ends: its code and phone go (a column's own name would mean "set it")
     update(CHALLENGES)
@@ -172,6 +198,8 @@ class Challenges:
         except HealthKitUnavailable:
             match = "health_kit_unavailable"
         if match != IdentityMatch.MATCH:
+            if match in NAMED_MISMATCHES and self._many_mismatches(person_ref, challenge.client):
+                match = "identity_mismatch"
             return self._reject(challenge, match)
         try:
             self._send_code(challenge, phone)
@@ -179,6 +207,17 @@ class Challenges:
             return self._reject(challenge, "rate_limited" if limited.field == "phone" else "address_rate_limited")
         self._announce_sent(challenge)
         return challenge
+
+    def _many_mismatches(self, person_ref: str, client: str) -> bool:
+        """Has this ID number, or this client address, had the Health Kit disagree too
+        often over the last day? (Counted only once it disagrees again: a join that
+        matches costs nothing more.)"""
+        person_cap, client_cap = self.cfg.identity_mismatches_per_day, self.cfg.identity_mismatches_per_client
+        by_person, by_client = self.session.execute(MISMATCHES_TODAY, {
+            "person_ref": person_ref, "client": client, "since": now() - timedelta(days=1),
+            "person_cap": person_cap, "client_cap": client_cap,
+        }).one()
+        return by_person >= person_cap or by_client >= client_cap
 
     def _new(self, challenge_id: str, purpose: str, subject_id, person_ref, phone: str, client: str) -> Challenge:
         """A challenge for this phone; the phone is kept encrypted only while a code may

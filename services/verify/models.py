@@ -23,6 +23,12 @@ outbox, handled_events = infrastructure_tables(Base.metadata)
 
 class Challenge(Base):
     __tablename__ = "challenges"
+    __table_args__ = (
+        # details the Health Kit disagreed with, counted per ID number and per client
+        # address over the last day (after a few, rejections stop naming the field)
+        Index("ix_challenges_person_mismatches", "person_ref", "created_at", postgresql_where=text("status = 'rejected'")),
+        Index("ix_challenges_client_mismatches", "client", "created_at", postgresql_where=text("status = 'rejected'")),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(24))

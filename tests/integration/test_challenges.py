@@ -103,6 +103,42 @@ def test_a_mismatch_is_rejected_without_sms(world, mismatch):
     assert session.get(Challenge, challenge_id).status == "rejected"
 
 
+def test_after_a_few_mismatches_rejections_stop_naming_the_field(world):
+    # someone holding a QR code must not find a person's name by trying names against
+    # their ID number (name_mismatch turning into phone_mismatch at the right one)
+    _, kit, sms, session = world
+    cfg = load_settings({"IDENTITY_MISMATCHES_PER_DAY": "3", "IDENTITY_MISMATCHES_PER_CLIENT": "30"})
+    challenges = Challenges(session, Crypto(cfg), kit, sms, cfg)
+    target = applicant(kit)
+    client = f"203.0.113.{uuid.uuid4().int % 250}:1"
+
+    def attempt(name: str, phone: str = target["phone"], by: str = client) -> str:
+        challenge_id = str(uuid.uuid4())
+        challenges.start_identity(challenge_id, "join", str(uuid.uuid4()), {**target, "name": name, "phone": phone}, by)
+        session.commit()
+        return session.get(Challenge, challenge_id).reason
+
+    assert [attempt(guess) for guess in ("王一", "王二", "王三")] == ["name_mismatch"] * 3
+    # the fourth, with the right name and another phone, no longer says "the phone"
+    assert attempt(target["name"], "13900000001") == "identity_mismatch"
+    # from another address too: it is the ID number that was tried too often
+    assert attempt("王四", by="198.51.100.9:1") == "identity_mismatch"
+    # the person themself, with the right details, still gets a code
+    assert attempt(target["name"], target["phone"]) is None and sms.last_code()
+    # one address trying many ID numbers: after its own cap, answers are general there
+    for _ in range(30 - 4):
+        other = applicant(kit)
+        challenges.start_identity(str(uuid.uuid4()), "join", str(uuid.uuid4()),
+                                  {**other, "name": "某某"}, client)
+        session.commit()
+    assert attempt("某某", by=client) == "identity_mismatch"
+    fresh = applicant(kit)
+    elsewhere = str(uuid.uuid4())
+    challenges.start_identity(elsewhere, "join", str(uuid.uuid4()), {**fresh, "name": "某某"}, "192.0.2.1:1")
+    session.commit()
+    assert session.get(Challenge, elsewhere).reason == "name_mismatch"
+
+
 def test_an_unreachable_health_kit_rejects_visibly(world):
     challenges, kit, sms, session = world
     kit.down = True
