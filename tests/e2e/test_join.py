@@ -347,6 +347,9 @@ def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, runnin
 
 def test_a_member_leaves_at_once_and_their_data_goes(api, running, ledger):
     joiner = known_person(api, "孙悟空")
+    # what the joiner agrees to says what happens on leaving, as asserted below
+    consent = api.get(f"/api/join/{ledger['token']}").json()["consent"]["text"]
+    assert "退出后您的证件号、手机号和健康信息立即删除，管理员只能看到您的姓名和退出时间" in consent
     membership_id, member_token = join(api, ledger["token"], joiner)
     left = api.post(f"/api/me/memberships/{membership_id}/leave", token=member_token)
     assert left.status_code == 200 and left.json()["status"] == "left"

@@ -393,6 +393,8 @@ def test_09_the_member_sees_me_and_leaves(s):
     card.get_by_role("button", name="退出").click()
     dialog = page.get_by_role("dialog")
     assert ORG in dialog.inner_text()
+    # it says what the admins keep (tests/e2e/test_join.py: the name and when, nothing more)
+    assert "管理员只能看到您的姓名和退出时间" in dialog.inner_text()
     shot(page, "20-me-leave-confirm", full_page=False)
     dialog.get_by_role("button", name="确定退出").click()
     page.get_by_text("您已退出该团体簿").wait_for()

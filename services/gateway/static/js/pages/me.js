@@ -126,7 +126,7 @@ function membershipCard(m) {
   });
 
   leave.addEventListener('click', async () => {
-    const ok = await confirmDialog('退出团体簿', `确定退出“${m.org_name}”的团体簿吗？退出后机构将看不到您的信息，您的个人数据会立即删除。`, '确定退出', 'danger');
+    const ok = await confirmDialog('退出团体簿', `确定退出“${m.org_name}”的团体簿吗？退出后，您的证件号、手机号和健康信息会立即删除，管理员只能看到您的姓名和退出时间。`, '确定退出', 'danger');
     if (!ok) return;
     await busy(leave, '正在退出…', async () => {
       try {
