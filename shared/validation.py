@@ -98,6 +98,12 @@ def _require_text(value: Any) -> str:
     return value
 
 
+def _compact(value: Any) -> str:
+    """A number as people type or paste it: full-width characters (a Chinese keyboard's
+    digits and letters) as ASCII, and no spaces."""
+    return "".join(unicodedata.normalize("NFKC", _require_text(value)).split())
+
+
 def resident_id_check_digit(first17: str) -> str:
     """The GB 11643-1999 check character ("0"-"9" or "X") for the first 17 digits."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
@@ -107,8 +113,8 @@ def resident_id_check_digit(first17: str) -> str:
 
 
 def validate_resident_id(value: Any) -> str:
-    """Validate an 18-digit PRC resident ID; return it stripped with an uppercase X."""
-    value = _require_text(value).upper()
+    """Validate an 18-digit PRC resident ID; return it compacted with an uppercase X."""
+    value = _compact(value).upper()
     if len(value) > 18:
         raise FieldError("too_long", "A resident ID number has 18 characters.")
     if not _RESIDENT_ID_RE.fullmatch(value):
@@ -146,7 +152,7 @@ def validate_id_number(id_type: Any, value: Any) -> str:
         raise FieldError("unknown_id_type") from None
     if kind == "resident_id":
         return validate_resident_id(value)
-    number = _require_text(value).upper()
+    number = _compact(value).upper()
     if kind == "passport":
         if len(number) > 17:
             raise FieldError("too_long", "A passport number has at most 17 characters.")
@@ -168,9 +174,10 @@ def validate_id_number(id_type: Any, value: Any) -> str:
 def validate_phone(value: Any) -> str:
     """Validate a mainland China mobile number; return its 11 digits.
 
-    Spaces and hyphens are ignored and a ``+86`` / ``86`` prefix is dropped.
+    Full-width digits are read as digits, spaces and hyphens are ignored and a ``+86`` /
+    ``86`` prefix is dropped.
     """
-    value = _PHONE_SEPARATORS_RE.sub("", _require_text(value))
+    value = _PHONE_SEPARATORS_RE.sub("", unicodedata.normalize("NFKC", _require_text(value)))
     if not value:
         raise FieldError("required")
     if not value.isascii() or not value.lstrip("+").isdigit() or value.count("+") > 1:

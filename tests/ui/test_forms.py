@@ -105,6 +105,17 @@ def test_join_form_inline_errors(browsing, client):
     page.get_by_text("您已经是该团体簿的成员，无需重复加入").wait_for()
     assert page.get_by_label("证件号码").input_value() == member.id_number
 
+    # numbers as a Chinese keyboard types them (full-width) or pasted in groups
+    newcomer = known_person(client, "韦华")
+    full_width = newcomer.phone.translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
+    spaced = f"{newcomer.id_number[:6]} {newcomer.id_number[6:14]} {newcomer.id_number[14:]}"
+    page.get_by_label("姓名", exact=True).fill(newcomer.name)
+    page.get_by_label("证件号码").fill(spaced)
+    page.get_by_label("手机号").fill(full_width)
+    assert page.get_by_label("证件号码").input_value() == spaced  # not cut short
+    page.get_by_role("button", name="下一步：获取验证码").click()
+    page.get_by_text(f"验证码已发送至 {newcomer.phone[:3]}****{newcomer.phone[-4:]}").wait_for()
+
 
 def test_wrong_code_then_login_lands_where_the_person_came_from(browsing, client):
     admin = known_person(client, "郑老师")

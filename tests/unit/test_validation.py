@@ -60,6 +60,10 @@ def test_resident_id_check_digit_needs_17_digits(bad):
         ("110101199003070011", "110101199003070011"),
         ("310115200002291235", "310115200002291235"),  # 29 Feb 2000, a leap year
         ("513422198511035678", "513422198511035678"),
+        # as typed on a Chinese keyboard, or pasted in groups
+        ("１１０１０５１９４９１２３１００２Ｘ", "11010519491231002X"),
+        ("110105 19491231 002x", "11010519491231002X"),
+        ("110105\u300019491231002X", "11010519491231002X"),  # an ideographic space
     ],
 )
 def test_valid_resident_ids(raw, expected):
@@ -78,8 +82,7 @@ def test_valid_resident_ids(raw, expected):
         ("1101051949123100XX", "bad_format"),
         ("X10105194912310021", "bad_format"),
         ("11010519491231002Y", "bad_format"),
-        ("１１０１０５１９４９１２３１００２Ｘ", "bad_format"),  # full-width digits
-        ("110105 19491231002", "bad_format"),
+        ("110105 19491231002", "bad_format"),  # 17 digits, spaced
         ("110105194912310021", "bad_check_digit"),
         ("110105194912310020", "bad_check_digit"),
         ("440524188001010015", "bad_birth_date"),  # 1880: before 1900
@@ -125,6 +128,8 @@ def test_resident_id_born_today_is_accepted():
         (" Resident_ID ", "11010519491231002X", "11010519491231002X"),
         ("passport", "E12345678", "E12345678"),
         ("passport", " e12345678 ", "E12345678"),
+        ("passport", "E 1234 5678", "E12345678"),  # pasted in groups
+        ("passport", "Ｅ１２３４５６７８", "E12345678"),  # full-width
         ("passport", "12345", "12345"),
         ("passport", "A" * 17, "A" * 17),
         ("hk_macao_permit", "H12345678", "H12345678"),
@@ -146,7 +151,7 @@ def test_valid_id_numbers(id_type, raw, expected):
         ("passport", "E123", "bad_format"),
         ("passport", "A" * 18, "too_long"),
         ("passport", "E1234-5678", "bad_format"),
-        ("passport", "E 12345678", "bad_format"),
+        ("passport", "E-12345678", "bad_format"),
         ("hk_macao_permit", "X12345678", "bad_format"),
         ("hk_macao_permit", "H1234567", "bad_format"),
         ("hk_macao_permit", "H123456789", "bad_format"),  # 9 digits
@@ -197,6 +202,8 @@ def test_validate_id_type(raw, expected, code):
         ("86 13812345678", "13812345678"),
         ("19912345678", "19912345678"),
         ("16612345678", "16612345678"),
+        ("１３８１２３４５６７８", "13812345678"),  # full-width digits
+        ("１３８　１２３４　５６７８", "13812345678"),
     ],
 )
 def test_valid_phones(raw, expected):
@@ -221,7 +228,6 @@ def test_valid_phones(raw, expected):
         ("+1 415 555 0100", "not_mainland_mobile"),
         ("138(1234)5678", "bad_format"),
         ("1381234567a", "bad_format"),
-        ("１３８１２３４５６７８", "bad_format"),  # full-width digits
         ("86+13812345678", "bad_format"),
         ("++8613812345678", "bad_format"),
     ],

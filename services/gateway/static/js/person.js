@@ -3,7 +3,7 @@
 
 import { field, ID_TYPES } from './ui.js';
 import { reasonText } from './errors.js';
-import { checkIdNumber, checkName, checkPhone, checkText, cleanPhone } from './validate.js';
+import { checkIdNumber, checkName, checkPhone, checkText, cleanPhone, compactNumber } from './validate.js';
 
 export function personFields(prefix = '', labels = {}) {
   return [
@@ -11,7 +11,7 @@ export function personFields(prefix = '', labels = {}) {
     field({ name: `${prefix}id_type`, label: '证件类型', kind: 'select', options: ID_TYPES, value: 'resident_id' }),
     field({
       name: `${prefix}id_number`, label: labels.id_number || '证件号码',
-      attrs: { autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false', maxlength: 18 }, required: true,
+      attrs: { autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false', maxlength: 24 }, required: true,
     }),
     field({
       name: `${prefix}phone`, label: labels.phone || '手机号', kind: 'tel',
@@ -76,18 +76,19 @@ export function liveValidation(form, prefix = '', texts = {}) {
   const number = form.fields[`${prefix}id_number`];
   if (type && number) {
     type.input.addEventListener('change', () => {
-      number.input.maxLength = { resident_id: 18, passport: 17, hk_macao_permit: 11, taiwan_permit: 10 }[type.value] || 18;
+      // room for the spaces of a number pasted in groups (they are dropped, as on the server)
+      number.input.maxLength = ({ resident_id: 18, passport: 17, hk_macao_permit: 11, taiwan_permit: 10 }[type.value] || 18) + 6;
       if (number.input.value.trim()) number.input.dispatchEvent(new Event('blur'));
     });
   }
 }
 
-/** The person part of a request body (phone without spaces, ID uppercased). */
+/** The person part of a request body (phone and ID without spaces, full-width as ASCII, ID uppercased). */
 export function personBody(values, prefix = '') {
   return {
     [`${prefix}name`]: values[`${prefix}name`],
     [`${prefix}id_type`]: values[`${prefix}id_type`],
-    [`${prefix}id_number`]: String(values[`${prefix}id_number`] || '').toUpperCase(),
+    [`${prefix}id_number`]: compactNumber(values[`${prefix}id_number`]).toUpperCase(),
     [`${prefix}phone`]: cleanPhone(values[`${prefix}phone`]),
   };
 }

@@ -11,8 +11,14 @@ export function residentIdCheckDigit(first17) {
   return CHECK[total % 11];
 }
 
+// a number as people type or paste it: full-width digits and letters (a Chinese
+// keyboard's) as ASCII, and no spaces (shared/validation.py's _compact)
+export function compactNumber(raw) {
+  return String(raw || '').normalize('NFKC').replace(/\s+/g, '');
+}
+
 export function checkResidentId(raw) {
-  const v = String(raw || '').trim().toUpperCase();
+  const v = compactNumber(raw).toUpperCase();
   if (!v) return 'required';
   if (v.length > 18) return 'too_long';
   if (!/^[0-9]{17}[0-9X]$/.test(v)) return 'bad_format';
@@ -30,7 +36,7 @@ export function checkResidentId(raw) {
 export function checkIdNumber(idType, raw) {
   if (!idType) return 'unknown_id_type';
   if (idType === 'resident_id') return checkResidentId(raw);
-  const v = String(raw || '').trim().toUpperCase();
+  const v = compactNumber(raw).toUpperCase();
   if (!v) return 'required';
   if (idType === 'passport') {
     if (v.length > 17) return 'too_long';
@@ -42,7 +48,7 @@ export function checkIdNumber(idType, raw) {
 }
 
 export function cleanPhone(raw) {
-  return String(raw || '').replace(/[\s-]+/g, '');
+  return String(raw || '').normalize('NFKC').replace(/[\s-]+/g, '');
 }
 
 export function checkPhone(raw) {
