@@ -8,7 +8,7 @@ pending result was first seen, and starts moving again once a result is out.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 HEALTH_KIT_TZ = ZoneInfo("Asia/Shanghai")
@@ -18,6 +18,12 @@ def local_date(moment: datetime, tz: ZoneInfo = HEALTH_KIT_TZ) -> date:
     if moment.tzinfo is None:
         raise ValueError("times must be timezone-aware")
     return moment.astimezone(tz).date()
+
+
+def local_day_start(day: date, tz: ZoneInfo = HEALTH_KIT_TZ) -> datetime:
+    """The moment ``day`` begins in ``tz``: a filter on calendar days (join dates) runs
+    from one day's start to the start of the day after the last."""
+    return datetime.combine(day, time.min, tz)
 
 
 def test_days(

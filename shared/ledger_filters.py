@@ -1,5 +1,7 @@
 """The query parameters of a ledger's member list (and its exports), validated in one
-place: the gateway checks them before composing the view, healthsync applies them."""
+place: the gateway checks them before composing the view; healthsync applies them to
+active members, member the name search, name sort and join dates to everyone else.
+People who left have no health data, so a health filter means active members only."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ CODE_FILTERS = ("green", "yellow", "red", "unknown")
 TEST_AGE_BUCKETS = ("h24", "h48", "h72", "older", "none", "pending")
 SORTS = ("joined_at", "test_days", "name")
 MAX_PAGE_SIZE = 200
-#: the filters only healthsync can apply (health, and join dates in its projection)
-HEALTH_FILTERS = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination",
-                  "joined_from", "joined_to")
+#: filters on health data, which only active members have
+ACTIVE_ONLY = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination")
+#: the filters healthsync applies to active members (health, and join dates in its projection)
+HEALTH_FILTERS = ACTIVE_ONLY + ("joined_from", "joined_to")
 STATUSES = ("active", "left", "all")
+ONLY_ACTIVE = "applies to active members only: people who left have no health data here"
 
 
 def needs_health(f: dict) -> bool:
@@ -26,7 +30,8 @@ def needs_health(f: dict) -> bool:
 def described(f: dict) -> dict:
     """The filters as recorded in the access log and printed on exports."""
     return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in f.items()
-            if k in HEALTH_FILTERS + ("q",) or (k in ("sort", "order") and f["sort"] != "joined_at")}
+            if k in HEALTH_FILTERS + ("q",) or (k in ("sort", "order") and f["sort"] != "joined_at")
+            or (k == "status" and v != "active")}
 
 
 def _date(value: str, field: str, errors: dict) -> date | None:
@@ -113,6 +118,12 @@ def parse_filters(args: dict) -> dict:
     if status not in STATUSES:
         errors["status"] = "must be one of " + ", ".join(STATUSES)
     f["status"] = status
+    if status in ("left", "all"):
+        for k in ACTIVE_ONLY:
+            if k in args:
+                errors.setdefault(k, ONLY_ACTIVE)
+        if sort == "test_days":
+            errors.setdefault("sort", "test_days " + ONLY_ACTIVE)
     if errors:
         raise InvalidInput.from_fields(errors)
     return f

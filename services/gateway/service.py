@@ -204,11 +204,15 @@ class GatewayService:
         the member service (the record of who is a member) pages and healthsync adds the
         health fields; with them healthsync filters and sorts (and holds the page), and
         member adds the masked details — or filters and sorts by name, which only it can
-        read."""
+        read. Beyond active members (people who left have no health data, and
+        parse_filters refuses health filters for them) member filters, sorts and pages."""
         f = parse_filters(args)
         recorded = described(f)
         if f["status"] != "active" or not (needs_health(f) or everything or f.get("q") or f["sort"] == "name"):
-            page = self.member.list_members(ledger_id, person, f["page"], f["page_size"], f["status"], f["order"])
+            page = self.member.list_members(
+                ledger_id, person, f["page"], f["page_size"], f["status"], f["order"], f.get("q"),
+                f["sort"] == "name", recorded.get("joined_from"), recorded.get("joined_to"), recorded,
+            )
             live = [item["member_id"] for item in page["items"] if item["status"] == "active"]
             health = self.healthsync.health_of_memberships(ledger_id, person, live) if live else {}
             for item in page["items"]:
@@ -239,7 +243,8 @@ class GatewayService:
         args.pop("page", None)
         args.pop("page_size", None)
         org_name = self.org.get_ledger(ledger_id, person)["org_name"]
-        rows = self._members(ledger_id, person, {**args, "status": "active"}, f"export.{kind}", everything=True)
+        args["status"] = "active"  # an export is of the active members, whatever status the page shows
+        rows = self._members(ledger_id, person, args, f"export.{kind}", everything=True)
         recorded = described(parse_filters(args))
         # rendering thousands of rows is CPU work: in a real thread, so the hub keeps
         # serving other requests (and AMQP heartbeats) meanwhile

@@ -4,14 +4,14 @@ the stats, the alerts and the reminders can never disagree)."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.healthsync.models import LedgerAdmin, LedgerRules, LedgerSync, Member, Snapshot
-from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, REASON_LABELS, VACCINATION_RANK, test_days
+from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, REASON_LABELS, VACCINATION_RANK, local_day_start, test_days
 from shared.healthkit import VACCINATIONS
 from shared.ledger_filters import CODE_FILTERS, TEST_AGE_BUCKETS
 
@@ -242,9 +242,9 @@ def _filters_sql(f: dict, rules: dict, at: datetime) -> list:
     if "vaccination" in f:
         conditions.append(s.vaccination == f["vaccination"])
     if "joined_from" in f:
-        conditions.append(Member.joined_at >= datetime.combine(f["joined_from"], time.min, HEALTH_KIT_TZ))
+        conditions.append(Member.joined_at >= local_day_start(f["joined_from"]))
     if "joined_to" in f:
-        conditions.append(Member.joined_at < datetime.combine(f["joined_to"] + timedelta(days=1), time.min, HEALTH_KIT_TZ))
+        conditions.append(Member.joined_at < local_day_start(f["joined_to"] + timedelta(days=1)))
     return conditions
 
 

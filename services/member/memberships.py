@@ -4,7 +4,7 @@ keeping its projection of ledgers and admins. Plain functions over a session."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,6 +17,7 @@ from shared import join_links
 from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.health import local_day_start
 from shared.masking import mask_id_number, mask_phone
 from shared.outbox import add_event
 from shared.validation import (
@@ -457,29 +458,65 @@ STATUS_FILTERS = {"active": ("active",), "left": ("left", "removed"), "all": ("a
 
 def list_members(
     session: Session, crypto: Crypto, ledger_id: str, person_ref: str, page=1, page_size=50, status="active",
-    order: str = "desc",
+    order: str = "desc", q: str | None = None, sort_by_name: bool = False, joined_from: str | None = None,
+    joined_to: str | None = None, filters: dict | None = None,
 ) -> dict:
-    """A page of members: name in full, ID and phone masked. Nothing unmasked leaves."""
+    """A page of members: name in full, ID and phone masked. Nothing unmasked leaves.
+    ``q`` (a part of the name) and ``sort_by_name`` decrypt the matching members'
+    names and filter and sort them here; ``joined_from``/``joined_to`` are ISO dates,
+    calendar days in Asia/Shanghai. ``filters`` are recorded in the access log as
+    the admin gave them."""
     ledger, admin, cipher = _reader(session, crypto, ledger_id, person_ref)
-    record_access(session, admin, "members", {} if (status or "active") == "active" else {"status": status})
+    if filters is None:
+        filters = {} if (status or "active") == "active" else {"status": status}
+    record_access(session, admin, "members", filters)
     page, page_size = _page_args(page, page_size)
     statuses = STATUS_FILTERS.get(status or "active")
     if statuses is None:
         raise InvalidInput.from_fields({"status": "must be one of " + ", ".join(STATUS_FILTERS)})
-    where = (Membership.ledger_id == ledger.ledger_id, Membership.status.in_(statuses))
+    where = [Membership.ledger_id == ledger.ledger_id, Membership.status.in_(statuses)]
+    if joined_from:
+        where.append(Membership.joined_at >= local_day_start(_day(joined_from, "joined_from")))
+    if joined_to:
+        where.append(Membership.joined_at < local_day_start(_day(joined_to, "joined_to") + timedelta(days=1)))
     # active members by join time (an index walk); those who left by when they left
     when = Membership.joined_at if statuses == ("active",) else func.coalesce(Membership.left_at, Membership.joined_at)
+    ordering = (when.asc(), Membership.id.asc()) if order == "asc" else (when.desc(), Membership.id.desc())
+    if q or sort_by_name:  # names are encrypted: every match is read, then filtered and sorted here
+        if cipher is None:
+            return {"items": [], "total": 0, "page": page, "page_size": page_size}
+        rows = session.execute(select(*MEMBER_VIEW_COLUMNS).where(*where).order_by(*ordering)).all()
+        named = by_name([member_view(cipher, m) for m in rows], q, sort_by_name, order)
+        start = (page - 1) * page_size
+        return {"items": named[start : start + page_size], "total": len(named), "page": page, "page_size": page_size}
     # the count apart: with the page it would cost the whole ledger's rows, not an index walk
     total = session.scalar(select(func.count()).select_from(Membership).where(*where))
     rows = session.execute(
         select(*MEMBER_VIEW_COLUMNS)
         .where(*where)
-        .order_by(*((when.asc(), Membership.id.asc()) if order == "asc" else (when.desc(), Membership.id.desc())))
+        .order_by(*ordering)
         .offset((page - 1) * page_size)
         .limit(page_size)
     ).all()
     items = [member_view(cipher, m) for m in rows] if cipher else []
     return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+def _day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInput.from_fields({field: "must be a date like 2026-11-28"}) from None
+
+
+def by_name(views: list[dict], q: str | None, sort_by_name: bool, order: str) -> list[dict]:
+    """Members whose name contains ``q`` (any case), in their order or by name."""
+    if q:
+        needle = q.casefold()
+        views = [v for v in views if needle in v["name"].casefold()]
+    if sort_by_name:
+        views = sorted(views, key=lambda v: (v["name"], v["member_id"]), reverse=order == "desc")
+    return views
 
 
 # what member_view reads: a page is loaded as plain rows of these, not as ORM objects
@@ -578,12 +615,7 @@ def search_members(
         select(*MEMBER_VIEW_COLUMNS).where(Membership.ledger_id == ledger.ledger_id, Membership.id.in_(ids))
     ).all()
     views = {m.id: member_view(cipher, m) for m in rows}
-    ordered = [views[i] for i in ids if i in views]
-    if q:
-        needle = q.casefold()
-        ordered = [v for v in ordered if needle in v["name"].casefold()]
-    if sort_by_name:
-        ordered.sort(key=lambda v: (v["name"], v["member_id"]), reverse=order == "desc")
+    ordered = by_name([views[i] for i in ids if i in views], q, sort_by_name, order)
     start = (page - 1) * page_size
     return {"items": ordered[start : start + page_size], "total": len(ordered)}
 

@@ -103,9 +103,13 @@ class MemberService(handling.ForgetsHandledEvents):
 
     @rpc(expected_exceptions=expected)
     def list_members(
-        self, ledger_id: str, person_ref: str, page=1, page_size=50, status="active", order="desc"
+        self, ledger_id: str, person_ref: str, page=1, page_size=50, status="active", order="desc", q=None,
+        sort_by_name: bool = False, joined_from=None, joined_to=None, filters: dict | None = None,
     ) -> dict:
-        return memberships.list_members(self.db, crypto(), ledger_id, person_ref, page, page_size, status, order)
+        return memberships.list_members(
+            self.db, crypto(), ledger_id, person_ref, page, page_size, status, order, q, sort_by_name,
+            joined_from, joined_to, filters,
+        )
 
     @rpc(expected_exceptions=expected)
     def remove_member(self, ledger_id: str, membership_id: str, person_ref: str, reason) -> dict:

@@ -134,6 +134,68 @@ def test_bad_filters_name_the_parameter(api, office, params, field):
     assert field in response.json()["error"]["details"]["fields"]
 
 
+def test_those_who_left_are_searched_sorted_and_filtered_by_join_date(api, running):
+    """全部 and 已退出/移除: the name search, the name sort and the join dates apply to
+    everyone listed; a health filter, which only active members can meet, is refused."""
+    ledger = new_ledger(api, org_name="晨光印刷厂")
+    joined = {}
+    for name in ("王五", "李四", "王小红", "赵六"):
+        p = known_person(api, name)
+        joined[name] = join(api, ledger["token"], p)
+    left = api.post(f"/api/me/memberships/{joined['王小红'][0]}/leave", token=joined["王小红"][1])
+    assert left.status_code == 200, left.text
+    removed = delete(api, f"/api/ledgers/{ledger['id']}/members/{joined['赵六'][0]}", ledger["admin_token"], reason="已离职")
+    assert removed.status_code == 200, removed.text
+    everyone = {"王五", "李四", "王小红", "赵六"}
+    assert set(names(members(api, ledger, status="all"))) == everyone
+
+    # the name search
+    assert names(members(api, ledger, status="all", q="王小红")) == ["王小红"]
+    assert set(names(members(api, ledger, status="all", q="王"))) == {"王五", "王小红"}
+    assert names(members(api, ledger, status="left", q="王小红")) == ["王小红"]
+    assert names(members(api, ledger, status="left", q="王")) == ["王小红"]  # 王五 is still a member
+    assert names(members(api, ledger, status="left", q="李四")) == []
+    found = members(api, ledger, status="all", q="赵六")
+    assert found["total"] == 1 and found["items"][0]["status"] == "removed" and found["items"][0]["phone"] is None
+    # active members found this way still show their health
+    assert "code_status" in members(api, ledger, status="all", q="王五")["items"][0]
+
+    # the name sort, and its pages
+    by_name = names(members(api, ledger, status="all", sort="name"))
+    assert by_name == sorted(everyone)
+    assert names(members(api, ledger, status="all", sort="name", order="desc")) == by_name[::-1]
+    second = members(api, ledger, status="all", sort="name", page=2, page_size=3)
+    assert second["total"] == 4 and names(second) == by_name[3:]
+    assert names(members(api, ledger, status="left", sort="name")) == sorted({"王小红", "赵六"})
+
+    # the join dates: calendar days in Asia/Shanghai
+    today = datetime.now(timezone(timedelta(hours=8))).date()
+    assert set(names(members(api, ledger, status="all", joined_from=today.isoformat(), joined_to=today.isoformat()))) == everyone
+    assert names(members(api, ledger, status="all", joined_to=(today - timedelta(days=1)).isoformat())) == []
+    # 王小红 joined (by the record) ten days ago at 00:30 in Beijing, 16:30 UTC the day before
+    day = today - timedelta(days=10)
+    sql(running, "UPDATE member.memberships SET joined_at = %s WHERE id = %s",
+        datetime(day.year, day.month, day.day, 0, 30, tzinfo=timezone(timedelta(hours=8))), joined["王小红"][0])
+    assert names(members(api, ledger, status="all", joined_from=day.isoformat(), joined_to=day.isoformat())) == ["王小红"]
+    assert names(members(api, ledger, status="left", joined_to=(day - timedelta(days=1)).isoformat())) == []
+    assert set(names(members(api, ledger, status="all", joined_from=(day + timedelta(days=1)).isoformat()))) == everyone - {"王小红"}
+    assert names(members(api, ledger, status="all", q="王", joined_to=day.isoformat())) == ["王小红"]
+
+    # the access log has the filters as the admin gave them
+    log = api.get(f"/api/ledgers/{ledger['id']}/access-log", token=ledger["admin_token"]).json()["items"]
+    assert {"status": "left", "q": "李四"} in [entry["filters"] for entry in log]
+
+    # health filters mean active members only: refused, naming the field
+    for params, field in [({"code_status": "red"}, "code_status"), ({"abnormal": "true"}, "abnormal"),
+                          ({"sort": "test_days"}, "sort")]:
+        for status in ("all", "left"):
+            response = api.get(f"/api/ledgers/{ledger['id']}/members", token=ledger["admin_token"],
+                               params={"status": status, **params})
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert error["field"] == field and "active members only" in error["details"]["fields"][field]
+
+
 def test_stats_count_what_the_filters_show(api, office):
     stats = api.get(f"/api/ledgers/{office['id']}/stats", token=office["admin_token"]).json()
     assert stats["members_total"] == 5 and stats["abnormal"] == 4

@@ -426,6 +426,46 @@ def test_09_the_member_sees_me_and_leaves(s):
     s.done.add("leave")
 
 
+def test_09b_the_admin_searches_those_who_left_and_health_filters_mean_active_members(s):
+    need(s, "leave")
+    admin = s.admin_page
+    # a name search among those who left finds just that person
+    admin.get_by_role("searchbox").fill("李")
+    admin.get_by_role("button", name="搜索").click()
+    wait_for(lambda: set(members_on_page(admin)) == {"李明"}, what="the name search among those who left")
+    assert "部分筛选条件暂不支持" not in admin.locator(".list-notice").inner_text()
+    admin.locator(".chips .chip", has_text="姓名含").click()
+    wait_for(lambda: set(members_on_page(admin)) == {"李明", "赵强"}, what="the search to clear")
+
+    # a health count tapped while 已退出 is shown: people who left have no health data,
+    # so the list goes back to 在册 and says so
+    admin.locator(".stats [data-filter=code_status][data-value=red]").click()
+    admin.locator(".filter-msg", has_text="已切换到“在册”").wait_for()
+    wait_for(lambda: not members_on_page(admin), what="the active members with a red code (none left)")
+    chips = admin.locator(".chips").inner_text()
+    assert "健康码" in chips and "状态" not in chips
+    assert admin.locator(".member-list .notice-error").count() == 0
+
+    # choosing 全部 clears the health filters and turns them off, saying why
+    details = admin.locator("details.filters")
+    if details.get_attribute("open") is None:
+        details.locator("summary").click()
+    form = admin.locator(".filter-form")
+    assert form.locator("select[name=code_status]").input_value() == "red"
+    form.get_by_label("成员状态").select_option("all")
+    assert form.locator("select[name=code_status]").input_value() == ""
+    assert form.locator("select[name=code_status]").is_disabled()
+    form.locator(".health-hint").wait_for()
+    form.get_by_role("button", name="应用筛选").click()
+    wait_for(lambda: set(members_on_page(admin)) == {"李明", "赵强"}, what="everyone who was a member")
+    chips = admin.locator(".chips").inner_text()
+    assert "状态：全部" in chips and "健康码" not in chips
+    assert "已清除健康筛选" in admin.locator(".filter-msg").inner_text()
+    assert admin.locator(".member-list .notice-error").count() == 0
+    shot(admin, "26-ledger-all-members-health-off")
+    no_js_errors(s)
+
+
 def test_10_the_admin_closes_the_ledger(s):
     need(s, "create")
     page = s.admin_page

@@ -1,10 +1,11 @@
 """Test days (核酸天数), table-driven: calendar days in Asia/Shanghai, holding while a
 result is pending."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from shared.health import local_date, local_day_start
 from shared.health import test_days as days
 
 UTC = timezone.utc
@@ -48,3 +49,10 @@ def test_days_follow_the_health_kit_calendar(sampled_at, result, now, pending_se
 def test_naive_times_are_refused():
     with pytest.raises(ValueError):
         days(datetime(2026, 11, 28, 9, 0), "negative", datetime(2026, 11, 28, 9, 0, tzinfo=SH))
+
+
+def test_a_calendar_day_starts_at_midnight_in_shanghai():
+    start = local_day_start(date(2026, 11, 28))
+    assert start == datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    assert local_date(start) == date(2026, 11, 28)
+    assert local_date(start - timedelta(microseconds=1)) == date(2026, 11, 27)

@@ -25,6 +25,25 @@ export function filtersFromSearch(search) {
   return f;
 }
 
+/**
+ * People who left have no health data: with a status other than 在册 the health filters
+ * and the test-days sort are dropped (the API refuses them). True when any was.
+ */
+export function dropHealthFilters(f) {
+  if ((f.status || 'active') === 'active') return false;
+  let dropped = false;
+  for (const k of HEALTH_KEYS) {
+    if (f[k] && f[k] !== 'false') dropped = true;
+    f[k] = k === 'abnormal' || k === 'no_test' ? false : '';
+  }
+  if (f.sort === 'test_days') {
+    f.sort = '';
+    f.order = '';
+    dropped = true;
+  }
+  return dropped;
+}
+
 /** The query parameters the API takes (empty values dropped by api.query). */
 export function filterParams(f) {
   const out = {};

@@ -5,10 +5,13 @@ import { errorText, reasonText } from '../errors.js';
 import { handleAuthError } from '../nav.js';
 import { add, busy, button, clear, CODE_STATUS, codeBadge, confirmDialog, dialog, field, fill, fmtDate, fmtTime, h, notice, TEST_AGE, TEST_RESULT, testDays, unavailableNotice, VACCINATION } from '../ui.js';
 import {
-  describeFilters, emptyFilters, filterParams, filtersFromSearch, HEALTH_KEYS, matches, ORDER, SORT, STATUS,
+  describeFilters, dropHealthFilters, emptyFilters, filterParams, filtersFromSearch, HEALTH_KEYS, matches, ORDER,
+  SORT, STATUS,
 } from './filters.js';
 
 const PAGE_SIZE = 20;
+const HEALTH_ONLY_ACTIVE = '已退出/移除的成员没有健康数据：健康码、核酸、疫苗筛选和按核酸天数排序只适用于在册成员。';
+const CLEARED = '已清除健康筛选（只适用于在册成员，已退出/移除的成员没有健康数据）。';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function leftWhy(m) {
@@ -30,6 +33,8 @@ export function membersPanel(ctx) {
   const id = encodeURIComponent(ctx.id);
   const closed = ctx.ledger.status !== 'active';
   const f = filtersFromSearch(location.search);
+  // said once, above the list, by the next reload: a filter the admin chose was changed
+  let note = dropHealthFilters(f) ? CLEARED : '';
   let page = Math.max(1, Number(new URLSearchParams(location.search).get('page')) || 1);
   let items = [];
   const selected = new Set();
@@ -90,6 +95,10 @@ export function membersPanel(ctx) {
     const active = k === 'abnormal' || k === 'no_test' ? !!f[k] : f[k] === v;
     for (const key of HEALTH_KEYS) f[key] = key === 'abnormal' || key === 'no_test' ? false : '';
     if (!active) f[k] = v;
+    if (!active && (f.status || 'active') !== 'active') {
+      f.status = 'active';
+      note = '健康筛选只适用于在册成员，已切换到“在册”成员。';
+    }
     page = 1;
     syncControls();
     reload();
@@ -169,13 +178,25 @@ export function membersPanel(ctx) {
     sort: sel('sort', '排序', [['', '默认'], ...Object.entries(SORT)], f.sort),
     order: sel('order', '顺序', Object.entries(ORDER), f.order || 'asc'),
   };
+  const healthHint = h('p', { class: 'muted small health-hint', hidden: true }, HEALTH_ONLY_ACTIVE);
   const filterForm = h('form', { class: 'filter-form', novalidate: true },
     h('div', { class: 'filter-grid' }, Object.values(ctl).map((c) => c.wrap)),
+    healthHint,
     h('div', { class: 'btn-row' },
       h('button', { type: 'submit', class: 'btn btn-primary btn-small' }, '应用筛选'),
       button('清除筛选', { class: 'btn btn-small', onclick: () => { Object.assign(f, emptyFilters()); search.value = ''; syncControls(); page = 1; reload(); } })));
   const filterDetails = h('details', { class: 'filters' }, h('summary', {}, '筛选和排序'), filterForm);
   const chips = h('div', { class: 'chips', 'aria-live': 'polite' });
+  const filterMsg = h('div', { class: 'filter-msg', role: 'status', 'aria-live': 'polite' });
+
+  /** Health controls are off while the status chosen is not 在册 (people who left have no health data). */
+  function syncHealthControls() {
+    const off = ctl.status.value !== 'active';
+    for (const k of ['abnormal', 'code_status', 'test_age', 'vaccination']) ctl[k].input.disabled = off;
+    const byTestDays = ctl.sort.input.querySelector('option[value=test_days]');
+    if (byTestDays) byTestDays.disabled = off;
+    healthHint.hidden = !off;
+  }
 
   function syncControls() {
     search.value = f.q || '';
@@ -185,13 +206,26 @@ export function membersPanel(ctx) {
       else if (k === 'order') c.value = f.order || 'asc';
       else c.value = f[k] || '';
     }
+    syncHealthControls();
   }
+
+  ctl.status.input.addEventListener('change', () => {
+    if (ctl.status.value !== 'active') {
+      ctl.abnormal.value = false;
+      for (const k of ['code_status', 'test_age', 'vaccination']) ctl[k].value = '';
+      if (ctl.sort.value === 'test_days') ctl.sort.value = '';
+    }
+    syncHealthControls();
+  });
+  syncHealthControls();
 
   filterForm.addEventListener('submit', (e) => {
     e.preventDefault();
+    const health = HEALTH_KEYS.some((k) => f[k]) || f.sort === 'test_days';
     for (const [k, c] of Object.entries(ctl)) f[k] = c.value;
     if (!f.sort) f.order = '';
     f.q = search.value.trim();
+    if (dropHealthFilters(f) || (health && f.status !== 'active')) note = CLEARED;
     page = 1;
     reload();
   });
@@ -393,6 +427,8 @@ export function membersPanel(ctx) {
     const mine = seq;
     renderChips();
     markActiveStats();
+    filterMsg.textContent = note;
+    note = '';
     const params = { ...filterParams(f), page, page_size: PAGE_SIZE };
     const keep = new URLSearchParams(query({ ...filterParams(f), page: page > 1 ? page : '' }));
     history.replaceState({}, '', `${location.pathname}${keep.toString() ? `?${keep}` : ''}${location.hash}`);
@@ -423,7 +459,7 @@ export function membersPanel(ctx) {
     syncBox,
     h('section', { class: 'card list-card', 'aria-labelledby': 'list-title' },
       h('h2', { id: 'list-title' }, '成员'),
-      searchForm, filterDetails, chips, actionsBar, actionMsg, listNotice, listHead, list, pager));
+      searchForm, filterDetails, chips, filterMsg, actionsBar, actionMsg, listNotice, listHead, list, pager));
 
   loadStats();
   loadSync();
