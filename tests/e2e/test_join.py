@@ -105,6 +105,17 @@ def test_bad_join_input_names_the_field(api, running, ledger, overrides, field):
     assert live_memberships(running, ledger["id"]) == 0
 
 
+def test_a_method_an_endpoint_does_not_take_is_answered_in_the_api_error_shape(api, ledger):
+    for method in ("PUT", "DELETE"):
+        response = api.http.request(method, f"{api.base_url}/api/join/{ledger['token']}", timeout=10)
+        assert response.status_code == 405, response.text
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+    # the pages outside /api/ keep the web server's own answer
+    assert api.http.request("PUT", f"{api.base_url}/join/x", timeout=10).status_code == 405
+
+
 def test_five_wrong_codes_end_the_join_and_remove_its_data(api, running, ledger):
     joiner = known_person(api)
     body = api.post(f"/api/join/{ledger['token']}", join_form(joiner)).json()
