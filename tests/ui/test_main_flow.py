@@ -219,6 +219,14 @@ def test_04_admin_sees_an_abnormal_member_and_filters(s):
     assert options[1:] == chips
     shot(page, "11-ledger-members-stats")
 
+    # the reminder says whom it goes to: everyone failing a rule, not only overdue tests
+    page.get_by_role("button", name="发送防疫提醒").click()
+    dialog = page.get_by_role("dialog")
+    abnormal = page.locator(".stats [data-filter=abnormal] .stat-num").inner_text()
+    assert f"所有未满足本团体簿防疫要求的成员（当前 {abnormal} 人）" in dialog.inner_text()
+    assert "健康码非绿码" in dialog.inner_text()
+    dialog.get_by_role("button", name="取消").click()
+
     # remind the abnormal member by SMS
     before = s.api.sms_count(s.other.phone)
     cards["赵强"].get_by_role("button", name="提醒").click()

@@ -54,10 +54,12 @@ export function membersPanel(ctx) {
     }, h('span', { class: 'stat-num' }, String(count ?? 0)), h('span', { class: 'stat-label' }, label));
   }
 
+  let abnormalCount = null; // from the latest stats, for the reminder's dialog
   async function loadStats() {
     try {
       const s = await api.get(`/api/ledgers/${id}/stats`);
       if (!alive) return;
+      abnormalCount = s.abnormal ?? null;
       fill(statsBox, 
         h('h2', { id: 'stats-title', class: 'sr-only' }, '统计'),
         h('div', { class: 'stat-main' },
@@ -261,7 +263,7 @@ export function membersPanel(ctx) {
   const actionMsg = h('div', { class: 'action-msg', role: 'status', 'aria-live': 'polite' });
   const xlsxBtn = button('导出 Excel', { class: 'btn btn-small export-xlsx' });
   const csvBtn = button('导出 CSV', { class: 'btn btn-small export-csv' });
-  const remindBtn = button('发送核酸提醒', { class: 'btn btn-small remind' });
+  const remindBtn = button('发送防疫提醒', { class: 'btn btn-small remind' });
 
   async function exportAs(kind, btn) {
     await busy(btn, '正在导出…', async () => {
@@ -286,8 +288,11 @@ export function membersPanel(ctx) {
   csvBtn.addEventListener('click', () => exportAs('csv', csvBtn));
 
   async function remind(memberIds) {
-    const who = memberIds ? `选中的 ${memberIds.length} 名成员` : '所有需要检测的成员（按团体簿规则核酸超时或无记录的成员）';
-    const ok = await confirmDialog('发送核酸提醒', `将向${who}发送短信，提醒其按要求及时进行核酸检测。确定发送吗？`, '发送');
+    // who gets one: every member failing any of the ledger's rules (the SMS names the rule)
+    const who = memberIds ? `选中的 ${memberIds.length} 名成员中未满足防疫要求的成员`
+      : `所有未满足本团体簿防疫要求的成员${abnormalCount != null ? `（当前 ${abnormalCount} 人）` : ''}`;
+    const ok = await confirmDialog('发送防疫提醒',
+      `将向${who}发送短信，短信写明其未满足的要求（如核酸超时、健康码非绿码），提醒其及时处理。每人每天最多提醒一次。确定发送吗？`, '发送');
     if (!ok) return;
     actionMsg.textContent = '正在发送…';
     try {
@@ -399,7 +404,7 @@ export function membersPanel(ctx) {
   }
 
   function updateRemindLabel() {
-    remindBtn.textContent = selected.size ? `提醒选中的 ${selected.size} 人` : '发送核酸提醒';
+    remindBtn.textContent = selected.size ? `提醒选中的 ${selected.size} 人` : '发送防疫提醒';
   }
 
   let total = 0;
