@@ -78,7 +78,8 @@ class OrgService(handling.ForgetsHandledEvents):
     def request_close(self, ledger_id: str, person_ref: str, client: str = "") -> dict:
         """Closing is destructive: the owner re-confirms with an SMS code first."""
         ledger = ledgers.check_closable(self.db, ledger_id, person_ref)
-        challenge = self.verify.start_reconfirm(person_ref, ledger.id, client)
+        act = f"关闭团体簿「{ledger.org_name}」并销毁其成员数据"
+        challenge = self.verify.start_reconfirm(person_ref, ledger.id, client, act)
         ledgers.await_close_confirmation(self.db, ledger.id, challenge["challenge_id"])
         return challenge
 
@@ -107,7 +108,8 @@ class OrgService(handling.ForgetsHandledEvents):
     def request_transfer(self, ledger_id: str, person_ref: str, admin_id, client: str = "") -> dict:
         """Ownership moves only after the owner re-confirms with an SMS code."""
         ledger, target = ledgers.check_transfer(self.db, ledger_id, person_ref, admin_id)
-        challenge = self.verify.start_reconfirm(person_ref, ledger.id, client)
+        act = f"把团体簿「{ledger.org_name}」的所有权转让给其他管理员"
+        challenge = self.verify.start_reconfirm(person_ref, ledger.id, client, act)
         ledgers.await_transfer_confirmation(self.db, ledger.id, target.id, challenge["challenge_id"])
         return challenge
 

@@ -253,14 +253,15 @@ class Challenges:
         self._send_code(challenge, phone, deliver=identity is not None)
         return self.describe(challenge)
 
-    def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "") -> dict:
+    def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "", act: str = "") -> dict:
         """Re-verify someone already known (before a destructive act): a code to the
-        phone they verified with."""
+        phone they verified with, whose SMS names ``act``."""
         identity = self.session.get(Identity, person_ref)
         if identity is None:
             raise Conflict("No verified phone is on record for you; log in again.")
         phone = self.crypto.master.decrypt_text(identity.phone_enc, aad=person_ref.encode())
         challenge = self._new(str(uuid.uuid4()), "reconfirm", subject_id, person_ref, phone, client)
+        challenge.act = act[:100] or None
         self._send_code(challenge, phone)
         self._announce_sent(challenge)
         return self.describe(challenge)
@@ -356,7 +357,7 @@ class Challenges:
                 {
                     "code": code,
                     "minutes": str(self.cfg.code_ttl_seconds // 60),
-                    "purpose": PURPOSE_LABELS.get(challenge.purpose, ""),
+                    "purpose": challenge.act or PURPOSE_LABELS.get(challenge.purpose, ""),
                 },
             )
 

@@ -42,6 +42,9 @@ class Challenge(Base):
     # code_sent → verified | failed; rejected at once when the Health Kit disagrees
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
+    # what a re-confirmation is for, as its SMS says it ("关闭团体簿「…」"): someone asked
+    # to read out a code must be able to tell that it closes a ledger
+    act: Mapped[str | None] = mapped_column(String(100))
     code_digest: Mapped[str | None] = mapped_column(String(64))
     code_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     code_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -123,8 +123,8 @@ class VerifyService(handling.ForgetsHandledEvents):
                      "%(sms_sends)d SMS send records", forgotten)
 
     @rpc(expected_exceptions=expected)
-    def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "") -> dict:
-        return self.challenges.start_reconfirm(person_ref, subject_id, client)
+    def start_reconfirm(self, person_ref: str, subject_id: str, client: str = "", act: str = "") -> dict:
+        return self.challenges.start_reconfirm(person_ref, subject_id, client, act)
 
     @rpc(expected_exceptions=expected)
     def get_challenge(self, challenge_id: str) -> dict:

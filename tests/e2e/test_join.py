@@ -338,6 +338,10 @@ def test_a_closed_ledger_refuses_joins_and_its_members_see_it_closed(api, runnin
     close = api.post(f"/api/ledgers/{ledger['id']}/close", token=ledger["admin_token"])
     assert close.status_code == 201, close.text
     code = api.latest_code(ledger["admin"].phone, after=sent)
+    # the code's SMS says what it confirms
+    org_name = api.get(f"/api/join/{ledger['token']}").json()["org_name"]
+    sms = api.get("/api/dev/sms", params={"phone": ledger["admin"].phone}).json()["items"][0]["text"]
+    assert f"用于关闭团体簿「{org_name}」并销毁其成员数据" in sms, sms
     closed = api.post(f"/api/challenges/{close.json()['challenge_id']}/confirm", {"code": code})
     assert closed.status_code == 200 and closed.json()["ledger_status"] == "closed"
     wait_until(lambda: api.get(f"/api/join/{ledger['token']}").json().get("status") == "closed", what="closed")

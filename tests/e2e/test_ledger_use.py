@@ -343,6 +343,9 @@ def test_ownership_moves_only_after_the_owner_reconfirms(api, running):
     assert started.status_code == 201, started.text
     # not yet: the owner has not confirmed
     assert api.get(f"/api/ledgers/{ledger['id']}", token=deputy_token).json()["my_role"] == "co_admin"
+    # the code's SMS says what it confirms: someone asked to read it out can tell
+    sms = api.get("/api/dev/sms", params={"phone": ledger["owner"].phone}).json()["items"][0]["text"]
+    assert "用于把团体簿「交接单位」的所有权转让给其他管理员" in sms, sms
     done = confirm_latest(api, ledger["owner"].phone, started.json()["challenge_id"], before)
     assert done.status_code == 200 and done.json().get("owner_changed") is True
     assert api.get(f"/api/ledgers/{ledger['id']}", token=deputy_token).json()["my_role"] == "owner"
