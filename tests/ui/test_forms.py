@@ -159,6 +159,24 @@ def test_an_invalid_qr_says_so(browsing):
     shot(page, "36-join-invalid-qr")
 
 
+def test_a_qr_rotated_while_the_form_was_open_says_so_on_submit(browsing, client):
+    admin = known_person(client, "柏老师")
+    ledger_id, admin_token = create_active_ledger(client, admin, org_name="丰台区图书馆")
+    token = join_token(client, ledger_id, admin_token)
+    joiner = known_person(client, "花蕾")
+    page = browsing.page()
+    page.goto(f"/join/{token}")
+    page.get_by_text("您正在加入以下机构的团体簿").wait_for()
+    assert client.post(f"/api/ledgers/{ledger_id}/qr/rotate", token=admin_token).status_code in (200, 201)
+    page.get_by_label("姓名", exact=True).fill(joiner.name)
+    page.get_by_label("证件号码").fill(joiner.id_number)
+    page.get_by_label("手机号").fill(joiner.phone)
+    page.get_by_label("我已阅读并同意以上内容，自愿加入").check()
+    page.get_by_role("button", name="下一步：获取验证码").click()
+    # as the page says when such a link is opened, not "not found, maybe deleted"
+    page.locator(".form-error", has_text="二维码无效或已更新，请向机构索取新的二维码").wait_for()
+
+
 def test_me_without_a_session_goes_to_login(browsing):
     page = browsing.page()
     page.goto("/me")

@@ -78,6 +78,7 @@ export function codeStep(opts) {
     } else {
       resendBtn.disabled = false;
       resendBtn.textContent = '重新发送';
+      if (status.dataset.wait) { status.textContent = ''; delete status.dataset.wait; } // the wait is over
       clearInterval(timer);
       timer = null;
     }
@@ -151,6 +152,7 @@ export function codeStep(opts) {
     } catch (err) {
       if (err.code === 'rate_limited' && err.details?.retry_after) {
         status.textContent = `请 ${err.details.retry_after} 秒后再重新发送`;
+        status.dataset.wait = '1';
         countdown(err.details.retry_after);
       } else {
         setGeneral(errorText(err));

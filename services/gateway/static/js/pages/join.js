@@ -7,6 +7,8 @@ import { errorText } from '../errors.js';
 import { liveValidation, personBody, personFields, validateForm } from '../person.js';
 import { add, busy, clear, field, fill, Form, h, notice, setTitle } from '../ui.js';
 
+const QR_INVALID = '二维码无效或已更新，请向机构索取新的二维码';
+
 export default async function join(root, token) {
   setTitle('加入团体簿');
   root.dataset.page = 'join';
@@ -20,7 +22,7 @@ export default async function join(root, token) {
     if (err.status === 404 || err.code === 'not_found') {
       add(root, h('section', { class: 'card invalid-qr' },
         h('h1', {}, '无法加入'),
-        notice('二维码无效或已更新，请向机构索取新的二维码', 'error')));
+        notice(QR_INVALID, 'error')));
     } else {
       add(root, h('section', { class: 'card' }, h('h1', {}, '加入团体簿'), notice(errorText(err), 'error'),
         h('button', { type: 'button', class: 'btn', onclick: () => location.reload() }, '重试')));
@@ -29,17 +31,18 @@ export default async function join(root, token) {
   }
   loading.remove();
 
+  const open = info.status === 'active';
   const orgCard = h('section', { class: 'card org-card', 'aria-labelledby': 'org-title' },
-    h('div', { class: 'kicker' }, '您正在加入以下机构的团体簿'),
+    h('div', { class: 'kicker' }, open ? '您正在加入以下机构的团体簿' : '以下机构的团体簿'),
     h('h1', { id: 'org-title', class: 'org-name' }, info.org_name),
     h('dl', { class: 'facts' },
       h('dt', {}, '机构地址'), h('dd', { class: 'org-address' }, info.org_address || '—'),
       h('dt', {}, '管理员'), h('dd', { class: 'org-admin' }, info.admin_name || '—'),
       h('dt', {}, '状态'), h('dd', { class: 'org-status' }, info.status === 'closed' ? '已关闭' : '正常')),
-    h('p', { class: 'muted' }, '请核对机构名称和管理员，确认是您要加入的机构后再填写。'));
+    open ? h('p', { class: 'muted' }, '请核对机构名称和管理员，确认是您要加入的机构后再填写。') : null);
   add(root, orgCard);
 
-  if (info.status !== 'active') {
+  if (!open) {
     add(root, notice('该团体簿已关闭，不再接受加入。', 'error'));
     return;
   }
@@ -101,7 +104,9 @@ export default async function join(root, token) {
           onConfirmed: (result) => joined(result),
         }));
       } catch (err) {
-        if (err.code === 'conflict' || err.code === 'network' || err.code === 'unavailable') form.setGeneral(errorText(err));
+        // the link was rotated (or the ledger deleted) since the page opened
+        if (err.code === 'not_found') form.setGeneral(QR_INVALID);
+        else if (err.code === 'conflict' || err.code === 'network' || err.code === 'unavailable') form.setGeneral(errorText(err));
         else form.showApiError(err);
       }
     });
