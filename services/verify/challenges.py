@@ -184,13 +184,18 @@ class Challenges:
 
     # -- starting ---------------------------------------------------------------
 
-    def start_identity(self, challenge_id: str, purpose: str, subject_id: str, applicant: dict, client: str = "") -> Challenge:
-        """Check name + ID + phone with the Health Kit; on a match, send a code."""
+    def start_identity(
+        self, challenge_id: str, purpose: str, subject_id: str, applicant: dict, client: str = "",
+        failed_attempts: int = 0,
+    ) -> Challenge:
+        """Check name + ID + phone with the Health Kit; on a match, send a code.
+        ``failed_attempts``: carried over from a request this one replaced."""
         if self.session.execute(CHALLENGE_EXISTS, {"id": challenge_id}).first() is not None:
             return self.session.get(Challenge, challenge_id)
         phone = applicant["phone"]
         person_ref = self.crypto.person_ref(applicant["id_type"], applicant["id_number"])
         challenge = self._new(challenge_id, purpose, subject_id, person_ref, phone, client)
+        challenge.failed_attempts = failed_attempts
         try:
             match = self.health_kit.match_identity(
                 applicant["name"], applicant["id_type"], applicant["id_number"], phone
@@ -382,13 +387,18 @@ class Challenges:
         challenge.phone_enc = None
         challenge.finished_at = now()
 
-    def supersede(self, challenge_id: str) -> None:
+    def supersede(self, challenge_id: str) -> int:
         """The same person asked again for the same membership (a reload, a second tab):
         the earlier code no longer counts. Its membership is gone already, so nobody
-        needs telling by event; a page still showing it learns at its next poll or try."""
+        needs telling by event; a page still showing it learns at its next poll or try.
+
+        Returns its wrong tries, which the new challenge carries on: sending the form
+        again must not reset them, as a new code does not."""
         challenge = self.session.get(Challenge, challenge_id, with_for_update=True)
-        if challenge is not None and challenge.status in ("pending", "code_sent"):
-            self._finish(challenge, "rejected", "superseded")
+        if challenge is None or challenge.status not in ("pending", "code_sent"):
+            return 0
+        self._finish(challenge, "rejected", "superseded")
+        return challenge.failed_attempts or 0
 
     def _reject(self, challenge: Challenge, why) -> Challenge:
         reason, message = REJECTIONS[why]

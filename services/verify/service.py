@@ -60,11 +60,10 @@ class VerifyService(handling.ForgetsHandledEvents):
 
     @handles("member.join_requested")
     def on_join_requested(self, data: dict, envelope: dict) -> None:
-        if data.get("replaces"):
-            self.challenges.supersede(data["replaces"])
+        failed = self.challenges.supersede(data["replaces"]) if data.get("replaces") else 0
         applicant = crypto().unseal("verify", data["applicant"])
         self.challenges.start_identity(
-            data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", "")
+            data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", ""), failed
         )
 
     # Forgetting people who belong nowhere any more: verify keeps a verified person's

@@ -192,7 +192,14 @@ def test_sending_the_form_again_replaces_the_first_request_and_ends_its_code(api
     # a reload, or a second tab: the earlier code must not lead to "joined" for nothing
     joiner = known_person(api)
     first, first_code = requested(api, ledger["token"], joiner)
+    wrong = "000000" if first_code != "000000" else "111111"
+    for _ in range(2):
+        api.post(f"/api/challenges/{first['challenge_id']}/confirm", {"code": wrong})
     second, second_code = requested(api, ledger["token"], joiner)
+    # sending the form again does not reset the wrong tries (5 in all)
+    wrong = "000000" if second_code != "000000" else "111111"
+    again = api.post(f"/api/challenges/{second['challenge_id']}/confirm", {"code": wrong})
+    assert again.json()["error"]["details"]["attempts_left"] == 2, again.text
     stale = api.post(f"/api/challenges/{first['challenge_id']}/confirm", {"code": first_code})
     assert stale.status_code == 422, stale.text
     assert stale.json()["error"]["details"]["reason"] == "superseded"
