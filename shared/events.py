@@ -50,6 +50,10 @@ class LedgerActivated(Schema):
     member_cap = fields.Integer(required=True)
     owner_name = fields.String(load_default="")  # masked, as joiners see it
     rules = fields.Dict(load_default=None, allow_none=True)
+    # who the owner is among the ledger's admins, as the owner's admins list shows them
+    # (the access log records them so): the admin's id and masked phone (138****5678)
+    owner_admin_id = fields.String(load_default=None, allow_none=True)
+    owner_phone = fields.String(load_default="")
 
 
 class MemberCapChanged(Schema):
@@ -69,6 +73,7 @@ class AdminAdded(Schema):
     role = fields.String(required=True)  # owner | co_admin
     masked_name = fields.String(required=True)
     admin_id = fields.String(load_default=None, allow_none=True)
+    masked_phone = fields.String(load_default="")  # 138****5678, as the admins list shows it
 
 
 class AdminRemoved(Schema):

@@ -307,7 +307,10 @@ class GatewayService:
     @http("GET", "/api/ledgers/<ledger_id>/access-log")
     @endpoint
     def access_log(self, request, ledger_id):
-        return self.member.access_log(ledger_id, self._person(request))
+        """A page of the access log (``page``, ``page_size``), newest first, with ``total``."""
+        return self.member.access_log(
+            ledger_id, self._person(request), request.args.get("page"), request.args.get("page_size")
+        )
 
     @http("GET", "/api/ledgers/<ledger_id>/alerts")
     @endpoint
@@ -390,8 +393,10 @@ class GatewayService:
     @http("GET", "/api/me/memberships/<membership_id>/views")
     @endpoint
     def my_ledger_views(self, request, membership_id):
-        """Who viewed my ledger's member data, and when."""
-        return self.member.views_of_my_ledger(membership_id, self._person(request))
+        """Who viewed my ledger's member data, and when: a page (``page``, ``page_size``)."""
+        return self.member.views_of_my_ledger(
+            membership_id, self._person(request), request.args.get("page"), request.args.get("page_size")
+        )
 
     @http("POST", "/api/me/memberships/<membership_id>/leave")
     @endpoint

@@ -115,7 +115,8 @@ def ledger_activated(session: Session, crypto: Crypto, data: dict) -> None:
     admin_added(
         session,
         {"ledger_id": data["ledger_id"], "person_ref": data["owner_ref"], "role": "owner",
-         "masked_name": data.get("owner_name") or ""},
+         "masked_name": data.get("owner_name") or "", "admin_id": data.get("owner_admin_id"),
+         "masked_phone": data.get("owner_phone") or ""},
     )
 
 
@@ -123,7 +124,8 @@ def admin_added(session: Session, data: dict) -> None:
     session.merge(
         LedgerAdmin(
             ledger_id=data["ledger_id"], person_ref=data["person_ref"], role=data["role"],
-            masked_name=data.get("masked_name") or "",
+            masked_name=data.get("masked_name") or "", admin_id=data.get("admin_id"),
+            masked_phone=data.get("masked_phone") or "",
         )
     )
 
@@ -406,10 +408,13 @@ def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
 
 
 def record_access(session: Session, admin: LedgerAdmin, view: str, filters: dict | None) -> None:
-    """Every view or export of member data is recorded, in the transaction that serves it."""
+    """Every view or export of member data is recorded, in the transaction that serves it,
+    with who the admin is as the owner's admins list shows them (id, masked name and
+    phone, role), so two admins of one surname are told apart."""
     session.execute(
         insert(AccessRecord).values(
-            ledger_id=admin.ledger_id, person_ref=admin.person_ref, admin_name=admin.masked_name or "",
+            ledger_id=admin.ledger_id, person_ref=admin.person_ref, admin_id=admin.admin_id,
+            admin_name=admin.masked_name or "", admin_phone=admin.masked_phone or None,
             role=admin.role, view=view[:40], filters=filters or {},
         )
     )
@@ -623,15 +628,14 @@ def search_members(
 # -- accountability -----------------------------------------------------------------------
 
 
-def access_log(session: Session, ledger_id: str, person_ref: str, limit: int = 200) -> dict:
+def access_log(session: Session, ledger_id: str, person_ref: str, page=1, page_size=50) -> dict:
+    """A page of the ledger's access log for its owner, newest first, with ``total``
+    (everything kept, ``ACCESS_LOG_DAYS``): who (admin id, masked name and phone, role),
+    when, which view and filters."""
     ledger, admin = _admin(session, ledger_id, person_ref)
     if admin.role != "owner":
         raise Forbidden("Only the ledger's owner can read its access log.")
-    rows = session.scalars(
-        select(AccessRecord).where(AccessRecord.ledger_id == ledger.ledger_id)
-        .order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)
-    ).all()
-    return {"items": [_access_view(r, with_filters=True) for r in rows]}
+    return _access_page(session, [AccessRecord.ledger_id == ledger.ledger_id], page, page_size, for_owner=True)
 
 
 def forget_old_access(session: Session, keep_days: int) -> int:
@@ -642,24 +646,38 @@ def forget_old_access(session: Session, keep_days: int) -> int:
     return result.rowcount
 
 
-def _access_view(r: AccessRecord, with_filters: bool) -> dict:
-    item = {"admin_name": r.admin_name, "role": r.role, "at": r.at.isoformat(), "view": r.view}
-    if with_filters:
+def _access_page(session: Session, where: list, page, page_size, for_owner: bool) -> dict:
+    page, page_size = _page_args(page, page_size)
+    total = session.scalar(select(func.count()).select_from(AccessRecord).where(*where))
+    rows = session.scalars(
+        select(AccessRecord).where(*where)
+        .order_by(AccessRecord.at.desc(), AccessRecord.id.desc())
+        .offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    return {"items": [_access_view(r, for_owner) for r in rows], "total": total, "page": page, "page_size": page_size}
+
+
+def _access_view(r: AccessRecord, for_owner: bool) -> dict:
+    """An entry: ``id`` (a later page may repeat an entry when newer ones came in
+    between: the page skips what it has), the admin's id, masked name and role; for the
+    owner also their masked phone (as the admins list shows it) and the filters."""
+    item = {"id": r.id, "admin_id": r.admin_id, "admin_name": r.admin_name, "role": r.role,
+            "at": r.at.isoformat(), "view": r.view}
+    if for_owner:
+        item["admin_phone"] = r.admin_phone
         item["filters"] = r.filters
     return item
 
 
-def views_of_my_ledger(session: Session, membership_id: str, person_ref: str, limit: int = 100) -> dict:
-    """Who viewed the ledger's member data since this member joined (admins masked)."""
+def views_of_my_ledger(session: Session, membership_id: str, person_ref: str, page=1, page_size=50) -> dict:
+    """Who viewed the ledger's member data since this member joined, a page at a time,
+    newest first: admins by masked name and role (and their id, which tells two of one
+    surname apart), no phone."""
     m = session.get(Membership, _uuid(membership_id, "membership"))
     if m is None or m.person_ref != person_ref or m.status not in ("active", "closed"):
         raise NotFound("No such membership.")
-    rows = session.scalars(
-        select(AccessRecord)
-        .where(AccessRecord.ledger_id == m.ledger_id, AccessRecord.at >= m.joined_at)
-        .order_by(AccessRecord.at.desc(), AccessRecord.id.desc()).limit(limit)
-    ).all()
-    return {"items": [_access_view(r, with_filters=False) for r in rows]}
+    where = [AccessRecord.ledger_id == m.ledger_id, AccessRecord.at >= m.joined_at]
+    return _access_page(session, where, page, page_size, for_owner=False)
 
 
 # -- reminders ----------------------------------------------------------------------------

@@ -59,6 +59,11 @@ class LedgerAdmin(Base):
     person_ref: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
     masked_name: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # org's id of the admin and their masked phone (138****5678), as the owner's admins
+    # list shows them: the access log records both, so two admins named 张* differ.
+    # Unknown (NULL, "") for admins announced before org sent them
+    admin_id: Mapped[str | None] = mapped_column(String(36))
+    masked_phone: Mapped[str] = mapped_column(String(20), default="", server_default="")
 
 
 class LedgerKey(Base):
@@ -107,7 +112,9 @@ class Membership(Base):
 
 
 class AccessRecord(Base):
-    """Who viewed or exported a ledger's member data, when, and which view or filter."""
+    """Who viewed or exported a ledger's member data, when, and which view or filter.
+    Who is written as the admin was at that moment (a removed admin's entries still
+    say who they were): org's admin id, masked name and phone, and role."""
 
     __tablename__ = "access_log"
     __table_args__ = (Index("ix_access_ledger_at", "ledger_id", "at"),)
@@ -115,7 +122,9 @@ class AccessRecord(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     ledger_id: Mapped[str] = mapped_column(String(36))
     person_ref: Mapped[str] = mapped_column(String(64))
+    admin_id: Mapped[str | None] = mapped_column(String(36))  # NULL in entries from before it was kept
     admin_name: Mapped[str] = mapped_column(String(40))  # masked, as the ledger shows it
+    admin_phone: Mapped[str | None] = mapped_column(String(20))  # masked (138****5678); shown to the owner only
     role: Mapped[str] = mapped_column(String(16))
     view: Mapped[str] = mapped_column(String(40))
     filters: Mapped[dict] = mapped_column(JSONB)

@@ -129,12 +129,12 @@ class MemberService(handling.ForgetsHandledEvents):
         )
 
     @rpc(expected_exceptions=expected)
-    def access_log(self, ledger_id: str, person_ref: str) -> dict:
-        return memberships.access_log(self.db, ledger_id, person_ref)
+    def access_log(self, ledger_id: str, person_ref: str, page=1, page_size=50) -> dict:
+        return memberships.access_log(self.db, ledger_id, person_ref, page, page_size)
 
     @rpc(expected_exceptions=expected)
-    def views_of_my_ledger(self, membership_id: str, person_ref: str) -> dict:
-        return memberships.views_of_my_ledger(self.db, membership_id, person_ref)
+    def views_of_my_ledger(self, membership_id: str, person_ref: str, page=1, page_size=50) -> dict:
+        return memberships.views_of_my_ledger(self.db, membership_id, person_ref, page, page_size)
 
     @rpc(expected_exceptions=expected)
     def send_reminders(self, ledger_id: str, person_ref: str, abnormal: dict, rule_text: str) -> dict:

@@ -149,6 +149,8 @@ def activate_ledger(session: Session, crypto: Crypto, ledger_id: str, challenge_
             "member_cap": ledger.member_cap,
             "owner_name": mask_name(cipher.decrypt_text(owner.name_enc)),
             "rules": rules_of(ledger),
+            "owner_admin_id": owner.id,
+            "owner_phone": mask_phone(cipher.decrypt_text(owner.phone_enc)),
         },
         ledger_id,
     )
@@ -485,13 +487,18 @@ def activate_admin(session: Session, crypto: Crypto, admin_id: str, challenge_id
         return False
     admin.status = "active"
     admin.challenge_id = None
-    add_event(
-        session, "org.admin_added",
-        {"ledger_id": admin.ledger_id, "person_ref": admin.person_ref, "role": admin.role, "admin_id": admin.id,
-         "masked_name": mask_name(cipher.decrypt_text(admin.name_enc))},
-        admin.ledger_id,
-    )
+    add_event(session, "org.admin_added", _admin_added(cipher, admin), admin.ledger_id)
     return True
+
+
+def _admin_added(cipher, admin: Admin) -> dict:
+    """org.admin_added: the admin as the owner's admins list shows them (masked name and
+    phone, role, id), so the access log can say which admin viewed."""
+    return {
+        "ledger_id": admin.ledger_id, "person_ref": admin.person_ref, "role": admin.role, "admin_id": admin.id,
+        "masked_name": mask_name(cipher.decrypt_text(admin.name_enc)),
+        "masked_phone": mask_phone(cipher.decrypt_text(admin.phone_enc)),
+    }
 
 
 def discard_pending_admin(session: Session, admin_id: str, challenge_id: str) -> bool:
@@ -546,10 +553,5 @@ def transfer_ownership(session: Session, crypto: Crypto, ledger_id: str, challen
     owner.role, target.role = "co_admin", "owner"
     ledger.transfer_challenge_id = ledger.transfer_to_admin_id = None
     for admin in (owner, target):
-        add_event(
-            session, "org.admin_added",
-            {"ledger_id": ledger_id, "person_ref": admin.person_ref, "role": admin.role, "admin_id": admin.id,
-             "masked_name": mask_name(cipher.decrypt_text(admin.name_enc))},
-            ledger_id,
-        )
+        add_event(session, "org.admin_added", _admin_added(cipher, admin), ledger_id)
     return True

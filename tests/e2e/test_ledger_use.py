@@ -332,6 +332,98 @@ def test_at_most_five_co_admins(api, running):
     assert sixth.status_code == 409 and sixth.json()["error"]["details"]["reason"] == "too_many_admins"
 
 
+def masked(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:]
+
+
+def test_the_access_log_pages_through_everything_and_tells_same_surname_admins_apart(api, running):
+    ledger = new_ledger(api, "查看记录单位")
+    membership_id, member_token = join(api, ledger["token"], known_person(api, "闻成员"))
+    members(api, ledger)  # the owner views once too
+    zhang_wei = known_person(api, "张伟")
+    zhang_qiang = known_person(api, "张强")
+    while masked(zhang_qiang.phone) == masked(zhang_wei.phone):  # (one chance in 400,000)
+        zhang_qiang = known_person(api, "张强")
+    tokens = {}
+    for p in (zhang_wei, zhang_qiang):
+        invited, before = invite(api, ledger, p)
+        assert invited.status_code == 201, invited.text
+        tokens[p.name] = confirm_latest(api, p.phone, invited.json()["challenge_id"], before).json()["token"]
+        wait_until(lambda token=tokens[p.name]: api.get(f"/api/ledgers/{ledger['id']}/members", token=token).status_code == 200,
+                   what=f"{p.name} to be known to member")
+    for _ in range(30):  # each co-admin views the list: more than a page of entries
+        for token in tokens.values():
+            members(api, ledger, token=token)
+    log_url = f"/api/ledgers/{ledger['id']}/access-log"
+
+    def log(token=ledger["admin_token"], **params):
+        response = api.get(log_url, token=token, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # every entry is reachable a page at a time, newest first, and total counts them all
+    total = log(page_size=1)["total"]
+    kept = sql(running, "SELECT count(*) FROM member.access_log WHERE ledger_id = %s", ledger["id"])[0][0]
+    assert total == kept and total >= 62
+    entries, page = [], 1
+    while len(entries) < total:
+        body = log(page=page, page_size=25)
+        assert body["total"] == total and body["page"] == page and body["page_size"] == 25
+        assert len(body["items"]) == min(25, total - len(entries))
+        entries += body["items"]
+        page += 1
+    assert log(page=page, page_size=25)["items"] == []
+    assert len({e["id"] for e in entries}) == total
+    times = [datetime.fromisoformat(e["at"]) for e in entries]
+    assert times == sorted(times, reverse=True)
+    default = log()  # 50 a page unless asked
+    assert default["page_size"] == 50 and len(default["items"]) == 50 and default["items"] == entries[:50]
+    assert log(page=2, limit=1000)["items"] == entries[50:100]
+    members(api, ledger, token=tokens["张伟"])  # one more view: one more entry, the newest
+    newest = log(page_size=1)
+    assert newest["total"] == total + 1 and newest["items"][0]["view"] == "members"
+
+    # who: the admin as the admins list shows them, so 张伟 and 张强 (both 张*) differ
+    admins = api.get(f"/api/ledgers/{ledger['id']}/admins", token=ledger["admin_token"]).json()["items"]
+    listed = {a["admin_id"]: (a["name"], a["phone"], a["role"]) for a in admins}
+    assert len(listed) == 3
+    assert {(e["admin_id"], e["admin_name"], e["admin_phone"], e["role"]) for e in entries} == {
+        (admin_id, *shown) for admin_id, shown in listed.items()
+    }
+    who = {e["admin_id"]: (e["admin_name"], e["admin_phone"], e["role"]) for e in entries}
+    by_phone = {phone: admin_id for admin_id, (_, phone, _) in who.items()}
+    assert who[by_phone[masked(zhang_wei.phone)]] == ("张*", masked(zhang_wei.phone), "co_admin")
+    assert who[by_phone[masked(zhang_qiang.phone)]] == ("张*", masked(zhang_qiang.phone), "co_admin")
+    assert by_phone[masked(zhang_wei.phone)] != by_phone[masked(zhang_qiang.phone)]
+    assert newest["items"][0]["admin_id"] == by_phone[masked(zhang_wei.phone)]
+    assert sum(e["admin_id"] == by_phone[masked(zhang_qiang.phone)] for e in entries) >= 31
+    text = api.get(log_url, token=ledger["admin_token"], params={"page_size": 200}).text
+    for p in (ledger["owner"], zhang_wei, zhang_qiang):
+        assert p.phone not in text and p.id_number not in text
+
+    # a bad page or page size is refused, naming it
+    for params, field in [({"page_size": "201"}, "page_size"), ({"page_size": "0"}, "page_size"),
+                          ({"page_size": "all"}, "page_size"), ({"page": "0"}, "page")]:
+        refused = api.get(log_url, token=ledger["admin_token"], params=params)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_input" and error["field"] == field and field in error["details"]["fields"]
+
+    # the member sees the same entries since joining, the admins by masked name and role
+    # (told apart by their id), and no phone or filters
+    views_url = f"/api/me/memberships/{membership_id}/views"
+    mine = api.get(views_url, token=member_token, params={"page_size": 200}).json()
+    assert mine["total"] == total + 1 and len(mine["items"]) == total + 1
+    assert [v["id"] for v in mine["items"]] == [newest["items"][0]["id"]] + [e["id"] for e in entries]
+    seen = {v["admin_id"]: (v["admin_name"], v["role"]) for v in mine["items"]}
+    assert seen == {admin_id: (name, role) for admin_id, (name, _, role) in listed.items()}
+    assert all("admin_phone" not in v and "filters" not in v for v in mine["items"])
+    second = api.get(views_url, token=member_token, params={"page": 2, "page_size": 10}).json()
+    assert second["items"] == mine["items"][10:20] and second["total"] == total + 1
+    refused = api.get(views_url, token=member_token, params={"page_size": "1000"})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "page_size"
+
+
 def test_ownership_moves_only_after_the_owner_reconfirms(api, running):
     ledger = new_ledger(api, "交接单位")
     deputy = known_person(api, "沈接")

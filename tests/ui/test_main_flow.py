@@ -356,6 +356,16 @@ def test_07_rules_admins_and_access_log_panels(s):
     log = page.locator(".access-card")
     log.locator(".log-list li").first.wait_for()
     assert "王**" in log.inner_text()
+    # the entry names the admin as the admins list does: masked name and phone, role
+    masked = f"{s.admin.phone[:3]}****{s.admin.phone[-4:]}"
+    owner_row = admins.locator(".admin-row", has_text="所有者")
+    entry = log.locator(".log-list li").first
+    assert entry.get_attribute("data-admin-id") == owner_row.get_attribute("data-admin-id")
+    assert masked in owner_row.inner_text() and masked in entry.inner_text() and "所有者" in entry.inner_text()
+    assert s.admin.phone not in log.inner_text()
+    shown = int(re.search(r"共 (\d+) 条", log.locator(".list-count").inner_text()).group(1))
+    total = s.api.get(f"/api/ledgers/{s.ledger_id}/access-log", token=admin_token(s)).json()["total"]
+    assert log.locator(".log-list li").count() == min(shown, 20) and 0 < shown <= total
     log.scroll_into_view_if_needed()
     shot(page, "17-ledger-access-log")
     no_js_errors(s)

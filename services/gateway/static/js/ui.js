@@ -266,14 +266,45 @@ export function fill(el, ...children) {
   return append(clear(el), children);
 }
 
-/** A list showing the first ``n`` items, with a button to show the rest. */
-export function shortList(items, renderItem, { n = 10, cls = '' } = {}) {
-  const ul = h('ul', { class: cls }, items.slice(0, n).map(renderItem));
-  if (items.length <= n) return ul;
-  const more = button(`显示全部 ${items.length} 条`, { class: 'btn btn-link show-all' });
-  more.addEventListener('click', () => {
-    append(ul, items.slice(n).map(renderItem));
-    more.remove();
+/**
+ * A list read from the server a page at a time: ``load(page)`` resolves to
+ * {items, total, page_size} (newest first). Shows the true count ("共 N 条") and a
+ * button for the next page while there is one. Resolves once the first page is shown
+ * (rejects with its error). Entries that came in while reading push older ones to a
+ * later page, so it may repeat one: each is shown once (by ``key``).
+ */
+export async function pagedList({ load, renderItem, key = (x) => x.id, cls = '', empty = '暂无记录。' }) {
+  const ul = h('ul', { class: cls });
+  const count = h('p', { class: 'muted small list-count' });
+  const more = button('', { class: 'btn btn-link load-more' });
+  const msg = h('div', { class: 'action-msg', role: 'status', 'aria-live': 'polite' });
+  const seen = new Set();
+  let page = 0;
+  let left = 0;
+  async function next() {
+    const r = await load(page + 1);
+    page += 1;
+    const items = r.items || [];
+    const total = r.total ?? items.length;
+    for (const x of items) {
+      const k = key(x);
+      if (k !== undefined && k !== null && seen.has(k)) continue;
+      seen.add(k);
+      add(ul, renderItem(x));
+    }
+    count.textContent = `共 ${total} 条`;
+    left = total - page * (r.page_size || items.length);
+    more.hidden = !items.length || left <= 0;
+  }
+  more.addEventListener('click', async () => {
+    msg.textContent = '';
+    await busy(more, '加载中…', async () => {
+      try { await next(); } catch (err) { msg.textContent = errorText(err); }
+    });
+    more.textContent = `查看更多（还有 ${left} 条）`;
   });
-  return h('div', {}, ul, more);
+  await next();
+  more.textContent = `查看更多（还有 ${left} 条）`;
+  if (!seen.size) return h('p', { class: 'muted' }, empty);
+  return h('div', { class: 'paged-list' }, count, ul, more, msg);
 }

@@ -1,12 +1,12 @@
 // The settings tab: abnormality rules, co-admins (add by SMS, remove, transfer
 // ownership), the access log and closing the ledger.
 
-import { api, isMissing, request } from '../api.js';
+import { api, isMissing, query, request } from '../api.js';
 import { codeStep, waitForChallenge } from '../code-step.js';
 import { errorText } from '../errors.js';
 import { handleAuthError } from '../nav.js';
 import { liveValidation, personBody, personFields, validateForm } from '../person.js';
-import { add, busy, button, clear, confirmDialog, field, fill, fmtTime, Form, h, notice, ROLE, shortList, unavailableNotice } from '../ui.js';
+import { add, busy, button, clear, confirmDialog, field, fill, fmtTime, Form, h, notice, pagedList, ROLE, unavailableNotice } from '../ui.js';
 import { describeFilters } from './filters.js';
 
 const VIEW = {
@@ -248,6 +248,8 @@ function filtersText(filters) {
   return describeFilters({ ...filters, abnormal: filters.abnormal === true || filters.abnormal === 'true' }).map(([, t]) => t).join('，');
 }
 
+const LOG_PAGE_SIZE = 20;
+
 function accessLogCard(ctx, isOwner) {
   const id = encodeURIComponent(ctx.id);
   const box = h('div', { class: 'access-log' });
@@ -260,16 +262,20 @@ function accessLogCard(ctx, isOwner) {
   }
   (async () => {
     try {
-      const r = await api.get(`/api/ledgers/${id}/access-log`);
-      const items = r.items || [];
-      if (!items.length) { add(box, h('p', { class: 'muted' }, '暂无记录。')); return; }
-      add(box, shortList(items, (x) => {
-        const ft = filtersText(x.filters);
-        return h('li', {},
-          h('div', {}, h('strong', {}, x.admin_name || '管理员'), ' ', h('span', { class: 'tag' }, ROLE[x.role] || x.role || ''),
-            ' ', h('span', {}, VIEW[x.view] || x.view || '查看')),
-          h('div', { class: 'muted small' }, fmtTime(x.at), ft ? ` · 筛选：${ft}` : ''));
-      }, { cls: 'log-list' }));
+      // who, as the admins list above shows them: masked name and phone, role
+      add(box, await pagedList({
+        load: (page) => api.get(`/api/ledgers/${id}/access-log${query({ page, page_size: LOG_PAGE_SIZE })}`),
+        renderItem: (x) => {
+          const ft = filtersText(x.filters);
+          return h('li', { dataset: { adminId: x.admin_id || '' } },
+            h('div', {}, h('strong', {}, x.admin_name || '管理员'), ' ',
+              x.admin_phone ? h('span', { class: 'mono muted' }, x.admin_phone) : null, ' ',
+              h('span', { class: 'tag' }, ROLE[x.role] || x.role || ''),
+              ' ', h('span', {}, VIEW[x.view] || x.view || '查看')),
+            h('div', { class: 'muted small' }, fmtTime(x.at), ft ? ` · 筛选：${ft}` : ''));
+        },
+        cls: 'log-list',
+      }));
     } catch (err) {
       if (handleAuthError(err)) return;
       add(box, isMissing(err) ? unavailableNotice('查看记录') : err.code === 'forbidden' ? notice('仅团体簿所有者可以查看。', 'muted') : notice(errorText(err), 'error'));

@@ -1,10 +1,10 @@
 // 我的: the ledgers I joined (recheck, who viewed my data, leave), the ledgers I
 // administer, logout.
 
-import { api, isMissing, setToken } from '../api.js';
+import { api, isMissing, query, setToken } from '../api.js';
 import { errorText } from '../errors.js';
 import { handleAuthError, navigate, requireLogin } from '../nav.js';
-import { add, busy, button, clear, codeBadge, confirmDialog, fill, fmtTime, h, notice, ROLE, setTitle, shortList, TEST_RESULT, testDays, unavailableNotice, VACCINATION } from '../ui.js';
+import { add, busy, button, clear, codeBadge, confirmDialog, fill, fmtTime, h, notice, pagedList, ROLE, setTitle, TEST_RESULT, testDays, unavailableNotice, VACCINATION } from '../ui.js';
 
 const VIEW_LABELS = {
   members: '查看成员列表', member_list: '查看成员列表', list: '查看成员列表',
@@ -108,16 +108,18 @@ function membershipCard(m) {
       clear(viewsBox);
       viewsBox.hidden = false;
       try {
-        const r = await api.get(`/api/me/memberships/${id}/views`);
-        const rows = r.items || [];
-        add(viewsBox, h('h3', {}, '谁查看了我的数据'));
-        if (!rows.length) add(viewsBox, h('p', { class: 'muted' }, '还没有管理员查看过您的数据。'));
-        else {
-          add(viewsBox, shortList(rows, (v) => h('li', {},
+        const list = await pagedList({
+          load: (page) => api.get(`/api/me/memberships/${id}/views${query({ page, page_size: 20 })}`),
+          // admins by masked name and role (their phones are not shown to members)
+          renderItem: (v) => h('li', { dataset: { adminId: v.admin_id || '' } },
             h('span', { class: 'who' }, v.admin_name || '管理员'),
+            v.role ? h('span', { class: 'tag' }, ROLE[v.role] || v.role) : null,
             h('span', { class: 'what' }, viewLabel(v.view)),
-            h('time', { datetime: v.at }, fmtTime(v.at))), { cls: 'view-log' }));
-        }
+            h('time', { datetime: v.at }, fmtTime(v.at))),
+          cls: 'view-log',
+          empty: '还没有管理员查看过您的数据。',
+        });
+        add(viewsBox, h('h3', {}, '谁查看了我的数据'), list);
       } catch (err) {
         if (handleAuthError(err)) return;
         add(viewsBox, isMissing(err) ? unavailableNotice('查看记录') : notice(errorText(err), 'error'));
