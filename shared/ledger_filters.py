@@ -15,6 +15,8 @@ CODE_FILTERS = ("green", "yellow", "red", "unknown")
 TEST_AGE_BUCKETS = ("h24", "h48", "h72", "older", "none", "pending")
 SORTS = ("joined_at", "test_days", "name")
 MAX_PAGE_SIZE = 200
+#: far past any ledger's end (10,000 members by default), and within PostgreSQL's OFFSET
+MAX_PAGE = 100_000
 #: filters on health data, which only active members have
 ACTIVE_ONLY = ("abnormal", "code_status", "test_age", "test_older_than_hours", "no_test", "vaccination")
 #: the filters healthsync applies to active members (health, and join dates in its projection)
@@ -104,10 +106,10 @@ def parse_filters(args: dict) -> dict:
     f["sort"], f["order"] = sort, order
     try:
         f["page"] = int(args.get("page", 1))
-        if f["page"] < 1:
+        if not 1 <= f["page"] <= MAX_PAGE:
             raise ValueError
     except (TypeError, ValueError):
-        errors["page"] = "must be a whole number from 1"
+        errors["page"] = f"must be a whole number from 1 to {MAX_PAGE}"
     try:
         f["page_size"] = int(args.get("page_size", 50))
         if not 1 <= f["page_size"] <= MAX_PAGE_SIZE:

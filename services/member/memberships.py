@@ -18,6 +18,7 @@ from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.health import local_day_start
+from shared.ledger_filters import MAX_PAGE, MAX_PAGE_SIZE
 from shared.masking import mask_id_number, mask_phone
 from shared.outbox import add_event
 from shared.validation import (
@@ -26,7 +27,6 @@ from shared.validation import (
     validate_fields,
 )
 
-MAX_PAGE_SIZE = 200
 LIVE = ("pending", "active")
 # The join path's statements are built once, over the tables, with a parameter for each
 # value: through the ORM a statement costs about twice the CPU (entity loading, autoflush,
@@ -443,10 +443,10 @@ def _page_args(page, page_size) -> tuple[int, int]:
     errors = {}
     try:
         page = int(page or 1)
-        if page < 1:
+        if not 1 <= page <= MAX_PAGE:
             raise ValueError
     except (TypeError, ValueError):
-        errors["page"] = "must be a whole number from 1"
+        errors["page"] = f"must be a whole number from 1 to {MAX_PAGE}"
     try:
         page_size = int(page_size or 50)
         if not 1 <= page_size <= MAX_PAGE_SIZE:

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from services.member.memberships import _page_args
 from shared.errors import InvalidInput
 from shared.ledger_filters import described, parse_filters
 
@@ -76,3 +77,15 @@ def test_the_access_log_records_a_status_beyond_active_members():
         "status": "all", "q": "王", "joined_from": "2026-01-02",
     }
     assert described(parse_filters({"status": "active", "code_status": "red"})) == {"code_status": "red"}
+
+
+@pytest.mark.parametrize("page", ["0", "100001", "99999999999999999999"])
+def test_a_page_past_any_ledger_is_refused_naming_it(page):
+    # a huge one reached PostgreSQL's OFFSET and came back as a 500
+    with pytest.raises(InvalidInput) as refused:
+        parse_filters({"page": page})
+    assert refused.value.details["fields"] == {"page": "must be a whole number from 1 to 100000"}
+    with pytest.raises(InvalidInput) as refused:
+        _page_args(page, 50)
+    assert refused.value.details["fields"] == {"page": "must be a whole number from 1 to 100000"}
+    assert parse_filters({"page": "100000"})["page"] == 100000 and _page_args("100000", 50) == (100000, 50)
