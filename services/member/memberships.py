@@ -216,7 +216,10 @@ def request_join(
     person_ref = crypto.person_ref(a["id_type"], a["id_number"])
     existing = session.execute(LIVE_MEMBERSHIP, {"ledger_id": ledger.ledger_id, "person_ref": person_ref}).first()
     if existing is not None and existing.status == "active":
-        raise Conflict("You are already a member of this ledger.", details={"reason": "already_member"})
+        # Said only once the Health Kit agrees with the details (verify answers
+        # already_member instead of sending a code): answering at once would tell anyone
+        # holding the QR code whether an ID number belongs to this organisation.
+        return _ask_about_member(session, crypto, ledger.ledger_id, existing.id, a, client)
     replaces = None
     if existing is not None:
         # An earlier attempt, not confirmed yet. The same person again (a reload, a
@@ -281,6 +284,28 @@ def request_join(
         "ledger_id": ledger.ledger_id,
         "masked_phone": mask_phone(a["phone"]),
         "status": "pending",
+    }
+
+
+def _ask_about_member(session: Session, crypto: Crypto, ledger_id: str, membership_id: str, a: dict, client: str) -> dict:
+    """A join request from someone already a member: verify checks the details like any
+    other's and, if the Health Kit agrees, answers already_member (no code, no change)."""
+    challenge_id = str(uuid.uuid4())
+    applicant = crypto.seal(
+        "verify", {"name": a["name"], "id_type": a["id_type"], "id_number": a["id_number"], "phone": a["phone"]}
+    )
+    add_event(
+        session,
+        "member.join_requested",
+        {
+            "membership_id": membership_id, "ledger_id": ledger_id, "challenge_id": challenge_id,
+            "applicant": applicant, "client": client, "already_member": True,
+        },
+        membership_id,
+    )
+    return {
+        "membership_id": None, "challenge_id": challenge_id, "ledger_id": ledger_id,
+        "masked_phone": mask_phone(a["phone"]), "status": "pending",
     }
 
 

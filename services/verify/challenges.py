@@ -79,6 +79,7 @@ REJECTIONS = {
         "identity_mismatch",
         "The name, ID number and phone do not all match the Health Kit's record; please check them.",
     ),
+    "already_member": ("already_member", "You are already a member of this ledger."),
     "superseded": (
         "superseded",
         "You sent the form again, so this code no longer counts: use the code from your latest request.",
@@ -186,10 +187,11 @@ class Challenges:
 
     def start_identity(
         self, challenge_id: str, purpose: str, subject_id: str, applicant: dict, client: str = "",
-        failed_attempts: int = 0,
+        failed_attempts: int = 0, already_member: bool = False,
     ) -> Challenge:
         """Check name + ID + phone with the Health Kit; on a match, send a code.
-        ``failed_attempts``: carried over from a request this one replaced."""
+        ``failed_attempts``: carried over from a request this one replaced.
+        ``already_member``: on a match, answer that instead (no code)."""
         if self.session.execute(CHALLENGE_EXISTS, {"id": challenge_id}).first() is not None:
             return self.session.get(Challenge, challenge_id)
         phone = applicant["phone"]
@@ -206,6 +208,8 @@ class Challenges:
             if match in NAMED_MISMATCHES and self._many_mismatches(person_ref, challenge.client):
                 match = "identity_mismatch"
             return self._reject(challenge, match)
+        if already_member:
+            return self._reject(challenge, "already_member")
         try:
             self._send_code(challenge, phone)
         except RateLimited as limited:  # the phone's cap, or the client address's

@@ -63,7 +63,8 @@ class VerifyService(handling.ForgetsHandledEvents):
         failed = self.challenges.supersede(data["replaces"]) if data.get("replaces") else 0
         applicant = crypto().unseal("verify", data["applicant"])
         self.challenges.start_identity(
-            data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", ""), failed
+            data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", ""), failed,
+            already_member=data.get("already_member", False),
         )
 
     # Forgetting people who belong nowhere any more: verify keeps a verified person's

@@ -143,9 +143,28 @@ def test_an_expired_code_is_refused_and_the_pending_join_is_swept(api, running, 
 def test_joining_twice_gives_a_clear_answer_and_one_membership(api, running, ledger):
     joiner = known_person(api)
     join(api, ledger["token"], joiner)
+    sent = api.sms_count(joiner.phone)
     again = api.post(f"/api/join/{ledger['token']}", join_form(joiner))
     assert again.status_code == 409
     assert again.json()["error"]["details"]["reason"] == "already_member"
+    assert live_memberships(running, ledger["id"]) == 1
+    assert api.sms_count(joiner.phone) == sent  # no code for it
+
+
+def test_who_is_a_member_is_not_told_to_someone_who_only_has_the_id_number(api, running, ledger):
+    # a clinic's or a school's ledger: holding its QR code and someone's ID number must
+    # not tell whether they belong to it
+    member, outsider = known_person(api), known_person(api)
+    join(api, ledger["token"], member)
+
+    def answer(p, **overrides) -> tuple[int, str]:
+        response = api.post(f"/api/join/{ledger['token']}", join_form(p, **overrides))
+        return response.status_code, response.json()["error"]["details"]["reason"]
+
+    # the member's ID number with details the Health Kit does not agree with is answered
+    # as anyone's would be
+    assert answer(member, phone="13111111111") == answer(outsider, phone="13111111111") == (422, "phone_mismatch")
+    assert answer(member, name="某某") == answer(outsider, name="某某") == (422, "name_mismatch")
     assert live_memberships(running, ledger["id"]) == 1
 
 

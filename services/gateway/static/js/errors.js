@@ -53,6 +53,7 @@ const IDENTITY = {
   too_many_attempts: '验证码错误次数过多，请重新开始',
   expired: '验证码已过期，请重新开始',
   identity_mismatch: '姓名、证件号码和手机号与健康宝登记的信息不一致，请核对后再试',
+  already_member: '您已经是该团体簿的成员，无需重复加入',
   superseded: '您已重新提交过，此验证码已失效，请使用最新一条短信中的验证码',
 };
 
