@@ -8,6 +8,7 @@ import io
 from datetime import datetime, timezone
 
 from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
 
 from shared.health import HEALTH_KIT_TZ
 from shared.healthkit import CODE_STATUS_LABELS, TEST_RESULT_LABELS, VACCINATION_LABELS
@@ -47,11 +48,43 @@ def row_of(item: dict) -> list:
     ]
 
 
+#: the list's filters in the words of the page's chips (ui.js)
+TEST_AGE_LABELS = {"h24": "24小时内", "h48": "24–48小时", "h72": "48–72小时", "older": "超过72小时",
+                   "none": "无核酸记录", "pending": "待出结果"}
+SORT_LABELS = {"name": "姓名", "test_days": "核酸天数", "joined_at": "加入时间"}
+FILTER_WORDS = {
+    "abnormal": lambda v: "只看异常" if v else "只看正常",
+    "code_status": lambda v: f"健康码：{CODE_STATUS_LABELS.get(v, '未知')}",
+    "test_age": lambda v: f"核酸：{TEST_AGE_LABELS.get(v, v)}",
+    "test_older_than_hours": lambda v: f"核酸超过 {v} 小时",
+    "no_test": lambda v: "无核酸记录" if v else "有核酸记录",
+    "vaccination": lambda v: f"疫苗：{VACCINATION_LABELS.get(v, v)}",
+    "joined_from": lambda v: f"加入日期自 {v}",
+    "joined_to": lambda v: f"加入日期至 {v}",
+    "q": lambda v: f"姓名含“{v}”",
+}
+
+
+def described_in_words(filters: dict) -> str:
+    """The filters as the admin chose them on the page ("健康码：集中观察，按姓名升序")."""
+    words = [FILTER_WORDS[k](v) for k, v in filters.items() if k in FILTER_WORDS]
+    if filters.get("sort") in SORT_LABELS and filters["sort"] != "joined_at":
+        words.append(f"按{SORT_LABELS[filters['sort']]}{'降序' if filters.get('order') == 'desc' else '升序'}")
+    return "，".join(words) or "全部成员"
+
+
+def filename(org_name: str, kind: str, at: datetime | None = None) -> str:
+    """团体簿名-成员-export time in Beijing time, as the page would name it."""
+    at = (at or datetime.now(timezone.utc)).astimezone(HEALTH_KIT_TZ)
+    safe = "".join(ch for ch in org_name if ch not in '\\/:*?"<>|').strip() or "团体簿"
+    return f"{safe}-成员-{at:%Y%m%d-%H%M}.{kind}"
+
+
 def header_lines(org_name: str, items: list[dict], filters: dict) -> list[list]:
     exported = datetime.now(timezone.utc).isoformat()
     synced = [i["synced_at"] for i in items if i.get("synced_at")]
     data_time = min(synced) if synced else None
-    described = "，".join(f"{k}={v}" for k, v in sorted(filters.items())) or "全部成员"
+    described = described_in_words(filters)
     return [
         [f"团体簿：{org_name}"],
         [f"导出时间：{_local(exported)}"],
@@ -64,7 +97,12 @@ def header_lines(org_name: str, items: list[dict], filters: dict) -> list[list]:
 def to_xlsx(org_name: str, items: list[dict], filters: dict) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("成员")
-    for line in header_lines(org_name, items, filters):
+    lines = header_lines(org_name, items, filters)
+    # the column headers stay in view and carry Excel's filter buttons, under the title
+    header_row = len(lines) + 1
+    sheet.freeze_panes = f"A{header_row + 1}"
+    sheet.auto_filter.ref = f"A{header_row}:{get_column_letter(len(COLUMNS))}{header_row + len(items)}"
+    for line in lines:
         sheet.append(line)
     sheet.append(COLUMNS)
     for item in items:

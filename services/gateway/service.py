@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import segno
 from eventlet import tpool
@@ -24,7 +25,7 @@ from shared.crypto import crypto
 from shared.errors import Conflict, IdentityRejected, InvalidInput, NotFound
 from shared.expiring import Memory
 from shared.handling import ContractHandler
-from shared.health import rule_labels
+from shared.health import HEALTH_KIT_TZ, rule_labels
 from shared.heap import SettledHeap
 from shared.ledger_filters import described, needs_health, parse_filters
 from shared.rpc import Rpc
@@ -256,10 +257,13 @@ class GatewayService:
         else:
             body = tpool.execute(exports.to_csv, org_name, rows["items"], recorded)
             mimetype = "text/csv; charset=utf-8"
-        filename = f"ledger-{ledger_id[:8]}-{datetime.now(timezone.utc):%Y%m%d%H%M}.{kind}"
+        at = datetime.now(timezone.utc)
+        # the org's name in Beijing time (RFC 6266 filename*), and an ASCII one for old clients
+        fallback = f"ledger-{ledger_id[:8]}-{at.astimezone(HEALTH_KIT_TZ):%Y%m%d-%H%M}.{kind}"
         return Response(body, headers={
             "Content-Type": mimetype, "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": f"attachment; filename=\"{fallback}\"; "
+                                   f"filename*=UTF-8''{quote(exports.filename(org_name, kind, at))}",
         })
 
     @http("GET", "/api/ledgers/<ledger_id>/stats")

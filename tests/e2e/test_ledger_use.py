@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -236,6 +239,14 @@ def test_exports_are_masked_with_a_header_and_recorded(api, office):
     rows = [tuple(row) for row in sheet.iter_rows(values_only=True)]
     assert rows[0][0] == "团体簿：星光科技有限公司"
     assert rows[1][0].startswith("导出时间：") and rows[2][0].startswith("数据时间：")
+    assert rows[3][0] == "筛选：只看异常；共 4 人"  # in the page's words, not abnormal=True
+    # Excel keeps the column headers in view, with its filter buttons on them
+    assert sheet.freeze_panes == "A7" and sheet.auto_filter.ref == "A6:N10"
+    # named after the ledger, in Beijing time (the ASCII name for clients without RFC 6266)
+    disposition = response.headers["Content-Disposition"]
+    beijing = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d")
+    assert f"filename*=UTF-8''{quote('星光科技有限公司-成员-' + beijing)}" in disposition, disposition
+    assert re.search(rf'filename="ledger-[0-9a-f]{{8}}-{beijing}-\d{{4}}\.xlsx"', disposition), disposition
     header = rows[5]
     assert header[:4] == ("姓名", "证件类型", "证件号码", "手机号")
     data = {r[0]: r for r in rows[6:]}

@@ -260,12 +260,14 @@ def test_05_admin_exports_xlsx_with_the_filter(s):
     with page.expect_download() as info:
         page.get_by_role("button", name="导出 Excel").click()
     download = info.value
-    assert download.suggested_filename.endswith(".xlsx")
+    # named after the ledger, as the admin would file it
+    assert download.suggested_filename.startswith(f"{ORG}-成员-") and download.suggested_filename.endswith(".xlsx")
     data = open(download.path(), "rb").read()
     book = load_workbook(io.BytesIO(data), read_only=True)
     cells = [str(c) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for c in row if c is not None]
     text = "\n".join(cells)
     assert "赵强" in text and "李明" not in text
+    assert "筛选：健康码：集中观察；共 1 人" in text
     assert s.other.id_number not in text and s.other.phone not in text
     shot(page, "13-ledger-export")
     with page.expect_download() as info:
