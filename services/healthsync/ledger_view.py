@@ -290,6 +290,10 @@ def abnormal_sql(rules: dict, at: datetime):
     return or_(*conditions)
 
 
+def _iso_or_none(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
 def stats(session: Session, ledger_id: str, rules: dict | None = None) -> dict:
     """The ledger's counts, in one statement (the ledger is counted where it lives)."""
     at = datetime.now(timezone.utc)
@@ -313,6 +317,9 @@ def stats(session: Session, ledger_id: str, rules: dict | None = None) -> dict:
         "age:h72": count.filter(and_(known_test, sampled < at - timedelta(hours=48), sampled >= at - timedelta(hours=72))),
         "age:older": count.filter(and_(known_test, sampled < at - timedelta(hours=72))),
         **{f"vaccination:{v}": count.filter(s.vaccination == v) for v in VACCINATIONS},
+        # how fresh the data is: each person was checked on joining, by runs and re-checks
+        "checked:from": func.min(s.checked_at),
+        "checked:to": func.max(s.checked_at),
     }
     row = session.execute(
         select(*(c.label(k.replace(":", "_")) for k, c in columns.items()))
@@ -328,6 +335,7 @@ def stats(session: Session, ledger_id: str, rules: dict | None = None) -> dict:
         "test_age": {b: row[f"age_{b}"] for b in TEST_AGE_BUCKETS},
         "vaccination": {v: row[f"vaccination_{v}"] for v in VACCINATIONS},
     }
+    counts["checked_from"], counts["checked_to"] = (_iso_or_none(row["checked_from"]), _iso_or_none(row["checked_to"]))
     sync = session.get(LedgerSync, ledger_id)
     counts["last_run_at"] = sync.last_success_at.isoformat() if sync and sync.last_success_at else None
     counts["rules"] = rules

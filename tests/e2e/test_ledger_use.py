@@ -210,6 +210,9 @@ def test_stats_count_what_the_filters_show(api, office):
     for colour, count in stats["code_status"].items():
         assert members(api, office, code_status=colour)["total"] == count
     assert members(api, office, abnormal="true")["total"] == stats["abnormal"]
+    # how fresh the data is: the oldest and newest of the members' last checks
+    checked = sorted(m["synced_at"] for m in members(api, office, page_size=200)["items"] if m.get("synced_at"))
+    assert (stats["checked_from"], stats["checked_to"]) == (checked[0], checked[-1])
 
 
 def test_changing_a_rule_re_evaluates_the_whole_ledger_at_once(api, running):

@@ -212,4 +212,7 @@ def test_home_and_desktop_ledger_view(browsing, client):
     desk.locator(".member-list[aria-busy=false]").wait_for()
     assert "居家观察" in desk.locator("article.member", has_text="蒋华").inner_text()
     shot(desk, "38-desktop-ledger")
-    wait_for(lambda: desk.locator(".last-sync").inner_text() != "上次比对：…", what="the sync status")
+    wait_for(lambda: desk.locator(".last-sync").inner_text() != "上次全体比对：…", what="the sync status")
+    # checked on joining, though no comparison of the whole ledger has run: the page says so
+    assert desk.locator(".data-time").inner_text().startswith("成员健康数据更新于")
+    assert "成员加入时已各自与健康宝比对" in desk.locator(".last-sync").inner_text()

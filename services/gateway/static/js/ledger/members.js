@@ -74,7 +74,9 @@ export function membersPanel(ctx) {
         h('div', { class: 'stat-group' }, h('div', { class: 'stat-group-title' }, '疫苗'),
           h('div', { class: 'stat-chips' }, ['booster', 'primary', 'incomplete', 'unsuitable', 'none_found'].map((k) =>
             statButton(VACCINATION[k], s.vaccination?.[k], ['vaccination', k])))),
-        s.last_run_at ? h('p', { class: 'muted small' }, `统计基于 ${fmtTime(s.last_run_at)} 的比对结果`) : null,
+        s.checked_from ? h('p', { class: 'muted small data-time' }, s.checked_from === s.checked_to
+          ? `成员健康数据更新于 ${fmtTime(s.checked_from)}`
+          : `成员健康数据更新于 ${fmtTime(s.checked_from)} 至 ${fmtTime(s.checked_to)}`) : null,
         closed ? null : capNotice(s.members_total ?? 0, ctx.ledger.member_cap),
       );
     } catch (err) {
@@ -107,7 +109,7 @@ export function membersPanel(ctx) {
   }
 
   // -- comparison runs ------------------------------------------------------------------
-  const lastSync = h('span', { class: 'last-sync' }, '上次比对：…');
+  const lastSync = h('span', { class: 'last-sync' }, '上次全体比对：…');
   const syncBtn = button('立即比对', { class: 'btn btn-primary btn-small sync-now' });
   const syncMsg = h('div', { class: 'sync-msg', role: 'status', 'aria-live': 'polite' });
   const progress = h('progress', { class: 'sync-progress', max: 1, value: 0, hidden: true, 'aria-label': '比对进度' });
@@ -117,10 +119,12 @@ export function membersPanel(ctx) {
   async function loadSync() {
     try {
       const s = await api.get(`/api/ledgers/${id}/sync`);
-      lastSync.textContent = (s.last_success_at ? `上次比对：${fmtTime(s.last_success_at)}` : '上次比对：尚未比对')
+      // each person is checked on joining; a comparison of the whole ledger is another thing
+      lastSync.textContent = (s.last_success_at ? `上次全体比对：${fmtTime(s.last_success_at)}`
+        : '上次全体比对：尚未进行（成员加入时已各自与健康宝比对）')
         + (s.last_status === 'failed' ? '（最近一次比对未完成）' : '');
     } catch (err) {
-      lastSync.textContent = isMissing(err) ? '上次比对：—' : `上次比对：${errorText(err)}`;
+      lastSync.textContent = isMissing(err) ? '上次全体比对：—' : `上次全体比对：${errorText(err)}`;
     }
   }
 
