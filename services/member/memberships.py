@@ -540,8 +540,12 @@ def _day(value: str, field: str) -> date:
 
 
 def by_name(views: list[dict], q: str | None, sort_by_name: bool, order: str) -> list[dict]:
-    """Members whose name contains ``q`` (any case), in their order or by name."""
-    if q:
+    """Members whose name contains ``q`` (any case), or whose phone ends in it when it is
+    four digits (what the masked phone shows, 138****5678: two people of one name are
+    told apart by it), in their order or by name."""
+    if q and len(q) == 4 and q.isascii() and q.isdigit():
+        views = [v for v in views if (v.get("phone") or "").endswith(q) or q in v["name"]]
+    elif q:
         needle = q.casefold()
         views = [v for v in views if needle in v["name"].casefold()]
     if sort_by_name:

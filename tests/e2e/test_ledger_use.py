@@ -105,6 +105,10 @@ def test_filters_sorting_and_pagination(api, office):
     # a health filter and a name search together: fields held by different services
     assert names(members(api, office, abnormal="true", q="陈")) == ["陈红"]
     assert names(members(api, office, abnormal="false", q="陈")) == []
+    # the last four digits of a phone, as the masked phone shows them, find its member
+    tail = office["people"]["陈红"]["person"].phone[-4:]
+    assert "陈红" in names(members(api, office, q=tail))
+    assert all(m["phone"].endswith(tail) for m in members(api, office, q=tail)["items"])
     today = datetime.now(timezone(timedelta(hours=8))).date()
     assert len(names(members(api, office, joined_from=today.isoformat(), joined_to=today.isoformat()))) == 5
     assert names(members(api, office, joined_to=(today - timedelta(days=1)).isoformat())) == []

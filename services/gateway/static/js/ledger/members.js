@@ -168,7 +168,7 @@ export function membersPanel(ctx) {
   }));
 
   // -- filters ----------------------------------------------------------------------------
-  const search = h('input', { type: 'search', id: 'member-q', name: 'q', placeholder: '输入姓名搜索', value: f.q, enterkeyhint: 'search' });
+  const search = h('input', { type: 'search', id: 'member-q', name: 'q', placeholder: '姓名，或手机号后4位', value: f.q, enterkeyhint: 'search' });
   const searchForm = h('form', { class: 'search-row', role: 'search' },
     h('label', { for: 'member-q', class: 'sr-only' }, '按姓名搜索'), search,
     h('button', { type: 'submit', class: 'btn btn-small' }, '搜索'));
