@@ -12,6 +12,7 @@ status in a single table (``services/gateway/errors.py``).
     ├── Forbidden                 authenticated, but not allowed to do this
     ├── NotFound                  no such thing (or not visible to the caller)
     ├── Conflict                  the request clashes with the current state
+    │   └── LedgerClosed          one of its admins asks for a closed ledger's data
     ├── ChallengeFailed           an SMS verification step failed
     │   ├── IdentityRejected      name/ID/phone do not match the Health Kit record
     │   ├── WrongCode             the code is not the one sent (tries remain)
@@ -24,9 +25,12 @@ status in a single table (``services/gateway/errors.py``).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from nameko.exceptions import deserialize_to_instance
+
+from shared.health import HEALTH_KIT_TZ
 
 
 class TuantibuError(Exception):
@@ -115,6 +119,26 @@ class Conflict(TuantibuError):
 
     code = "conflict"
     default_message = "This cannot be done in the current state."
+
+
+class LedgerClosed(Conflict):
+    """Raised when one of a closed ledger's admins asks for its members' data or to
+    act on it: closing destroyed its data keys, so nothing of it can be read again.
+    Raised only after the admin check: to anyone who was never its admin the ledger is
+    Forbidden (or NotFound) as any other, so nobody learns that someone else's closed.
+    ``details['closed_at']`` is when (ISO time)."""
+
+    code = "ledger_closed"
+    default_message = "This ledger was closed; its members' data was destroyed."
+
+    @classmethod
+    def at(cls, closed_at: datetime | None) -> "LedgerClosed":
+        """The error naming the day it closed (Beijing's calendar day)."""
+        if closed_at is None:
+            return cls()
+        day = closed_at.astimezone(HEALTH_KIT_TZ).date().isoformat()
+        return cls(f"This ledger was closed on {day}; its members' data was destroyed.",
+                   details={"closed_at": closed_at.isoformat()})
 
 
 class ChallengeFailed(TuantibuError):

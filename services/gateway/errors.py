@@ -14,6 +14,7 @@ HTTP_STATUS: list[tuple[type[errors.TuantibuError], int]] = [
     (errors.WrongCode, 422),
     (errors.CodeExpired, 410),
     (errors.TooManyAttempts, 429),
+    (errors.LedgerClosed, 410),
     (errors.ChallengeFailed, 422),
     (errors.InvalidInput, 400),
     (errors.Unauthenticated, 401),

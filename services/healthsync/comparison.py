@@ -45,7 +45,7 @@ from services.healthsync.models import (
 from shared.config import Settings
 from shared.crypto import Crypto
 from shared.db import array_literal, compiled_once
-from shared.errors import Forbidden, NotFound, RateLimited
+from shared.errors import Forbidden, LedgerClosed, NotFound, RateLimited
 from shared.health import DEFAULT_RULES
 from shared.healthkit import ID_TYPES, MAX_BULK, HealthKit, HealthKitUnavailable, HealthRecord
 from shared.outbox import add_event, add_events
@@ -309,10 +309,13 @@ class Comparison:
             delete(LedgerAdmin).where(LedgerAdmin.ledger_id == data["ledger_id"], LedgerAdmin.person_ref == data["person_ref"])
         )
 
-    def ledger_closed(self, ledger_id: str) -> None:
+    def ledger_closed(self, ledger_id: str, closed_at: datetime) -> None:
         refs = self.session.scalars(select(Member.person_ref).where(Member.ledger_id == ledger_id)).all()
         self.session.execute(delete(Member).where(Member.ledger_id == ledger_id))
-        self.session.execute(delete(LedgerAdmin).where(LedgerAdmin.ledger_id == ledger_id))
+        # its admins stay, marked: they are told the ledger closed, not refused as strangers
+        self.session.execute(
+            update(LedgerAdmin).where(LedgerAdmin.ledger_id == ledger_id).values(ledger_closed_at=closed_at)
+        )
         self.session.execute(delete(LedgerRules).where(LedgerRules.ledger_id == ledger_id))
         self.session.execute(delete(Alert).where(Alert.ledger_id == ledger_id))
         self.forget_orphans(list(set(refs)))
@@ -701,7 +704,9 @@ class Comparison:
         if person_ref is not None:
             if run.ledger_id is not None:
                 self.require_admin(run.ledger_id, person_ref)
-            elif not self.session.scalar(select(exists().where(LedgerAdmin.person_ref == person_ref))):
+            elif not self.session.scalar(select(exists().where(
+                LedgerAdmin.person_ref == person_ref, LedgerAdmin.ledger_closed_at.is_(None),
+            ))):
                 raise Forbidden("Only admins can see comparison runs.")
         counts = (
             {"ledgers_done": run.ledgers_done, "ledgers_failed": run.ledgers_failed,
@@ -781,12 +786,15 @@ class Comparison:
         return self.admin_rules(ledger_id, person_ref)[0]
 
     def admin_rules(self, ledger_id: str, person_ref: str) -> tuple[str, dict]:
-        """The ledger id if ``person_ref`` is one of its admins (else Forbidden), and
-        the ledger's rules, in one query."""
+        """The ledger id if ``person_ref`` is one of its admins (else Forbidden; and
+        LedgerClosed, to them alone, once it closed), and the ledger's rules, in one query."""
         ledger_id = _uuid(ledger_id, "ledger")
-        rules = admin_rules(self.session, ledger_id, person_ref)
-        if rules is None:
+        found = admin_rules(self.session, ledger_id, person_ref)
+        if found is None:
             raise Forbidden("Only this ledger's admins can do this.")
+        rules, closed_at = found
+        if closed_at is not None:
+            raise LedgerClosed.at(closed_at)
         return ledger_id, rules
 
     def request_ledger_sync(self, ledger_id: str, person_ref: str) -> dict:

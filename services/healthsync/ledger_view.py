@@ -20,15 +20,16 @@ def load_rules(session: Session, ledger_id: str) -> dict:
     return _rules_of(session.get(LedgerRules, ledger_id))
 
 
-def admin_rules(session: Session, ledger_id: str, person_ref: str) -> dict | None:
-    """The ledger's rules if ``person_ref`` is one of its admins, else None: the check
-    and the rules of every admin read in one query."""
+def admin_rules(session: Session, ledger_id: str, person_ref: str) -> tuple[dict, datetime | None] | None:
+    """The ledger's rules and when it closed (None while open) if ``person_ref`` is (or,
+    for a closed ledger, was) one of its admins, else None: the check and the rules of
+    every admin read in one query."""
     row = session.execute(
-        select(LedgerAdmin.role, LedgerRules)
+        select(LedgerAdmin.ledger_closed_at, LedgerRules)
         .outerjoin(LedgerRules, LedgerRules.ledger_id == LedgerAdmin.ledger_id)
         .where(LedgerAdmin.ledger_id == ledger_id, LedgerAdmin.person_ref == person_ref)
     ).first()
-    return None if row is None else _rules_of(row[1])
+    return None if row is None else (_rules_of(row[1]), row[0])
 
 
 def _rules_of(row: LedgerRules | None) -> dict:

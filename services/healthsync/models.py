@@ -64,6 +64,9 @@ class LedgerAdmin(Base):
     ledger_id: Mapped[str] = mapped_column(String(36))
     person_ref: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))
+    # when the ledger closed: its admins are kept, to be told so (LedgerClosed), where
+    # anyone else is refused as for any ledger not theirs
+    ledger_closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Subject(Base):

@@ -9,6 +9,7 @@ per ledger, consumed by every instance competing."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import eventlet
 from kombu import Exchange, Queue
@@ -249,7 +250,7 @@ class HealthsyncService(handling.ForgetsHandledEvents):
 
     @handles("org.ledger_closed")
     def on_ledger_closed(self, data: dict, envelope: dict) -> None:
-        self.comparison.ledger_closed(data["ledger_id"])
+        self.comparison.ledger_closed(data["ledger_id"], datetime.fromisoformat(envelope["occurred_at"]))
 
     @rpc
     def health(self) -> dict:

@@ -16,7 +16,7 @@ from services.member.models import AccessRecord, LedgerAdmin, LedgerKey, LedgerV
 from shared import join_links
 from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, LedgerClosed, NotFound
 from shared.health import local_day_start
 from shared.ledger_filters import MAX_PAGE, MAX_PAGE_SIZE
 from shared.masking import mask_id_number, mask_phone
@@ -161,10 +161,11 @@ def member_cap_changed(session: Session, data: dict) -> None:
         raise NotFound("member has not heard of this ledger yet")
 
 
-def ledger_closed(session: Session, ledger_id: str) -> None:
-    """Joins stop; destroying the data key makes every member's stored data unreadable."""
+def ledger_closed(session: Session, ledger_id: str, closed_at: datetime | None = None) -> None:
+    """Joins stop; destroying the data key makes every member's stored data unreadable.
+    ``closed_at``: when org closed it (the event's time), which its admins are told."""
     session.execute(
-        update(LedgerView).where(LedgerView.ledger_id == ledger_id).values(status="closed", closed_at=now())
+        update(LedgerView).where(LedgerView.ledger_id == ledger_id).values(status="closed", closed_at=closed_at or now())
     )
     session.execute(delete(LedgerKey).where(LedgerKey.ledger_id == ledger_id))
     # a join not confirmed yet never made its person a member: it goes, with its data
@@ -401,7 +402,17 @@ def leave(session: Session, membership_id: str, person_ref: str) -> dict:
 
 
 def require_admin(session: Session, ledger_id: str, person_ref: str) -> LedgerView:
-    return _admin(session, ledger_id, person_ref)[0]
+    """The ledger, for one of its admins to act on; LedgerClosed once it closed."""
+    ledger = _admin(session, ledger_id, person_ref)[0]
+    _still_open(ledger)
+    return ledger
+
+
+def _still_open(ledger: LedgerView) -> None:
+    """After the admin check (nobody else learns that a ledger closed): a closed
+    ledger's member data cannot be read any more, and its admins are told so."""
+    if ledger.status == "closed":
+        raise LedgerClosed.at(ledger.closed_at)
 
 
 def _admin(session: Session, ledger_id: str, person_ref: str) -> tuple[LedgerView, LedgerAdmin]:
@@ -415,7 +426,8 @@ def _admin(session: Session, ledger_id: str, person_ref: str) -> tuple[LedgerVie
 
 
 def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
-    """``_admin`` and the ledger's cipher in one query: (ledger, admin, cipher or None)."""
+    """``_admin`` and the ledger's cipher in one query: (ledger, admin, cipher or None),
+    for reading its member data: LedgerClosed once it closed."""
     ledger_id = _uuid(ledger_id, "ledger")
     row = session.execute(
         select(LedgerView, LedgerAdmin, LedgerKey.wrapped_key)
@@ -428,6 +440,7 @@ def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
     ledger, admin, wrapped = row
     if admin is None:
         raise Forbidden("Only this ledger's admins can see or change its members.")
+    _still_open(ledger)
     cipher = crypto.open_data_key(f"member-ledger:{ledger_id}", wrapped) if wrapped is not None else None
     return ledger, admin, cipher
 

@@ -4,6 +4,7 @@ to :mod:`services.member.memberships`."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
@@ -166,7 +167,7 @@ class MemberService(handling.ForgetsHandledEvents):
 
     @handles("org.ledger_closed")
     def on_ledger_closed(self, data: dict, envelope: dict) -> None:
-        memberships.ledger_closed(self.db, data["ledger_id"])
+        memberships.ledger_closed(self.db, data["ledger_id"], datetime.fromisoformat(envelope["occurred_at"]))
 
     @rpc
     def health(self) -> dict:

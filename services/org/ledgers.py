@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from services.org.models import Admin, Ledger, LedgerKey
 from shared import join_links
 from shared.crypto import Crypto
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, LedgerClosed, NotFound
 from shared.health import DEFAULT_RULES, HEALTH_KIT_TZ, rule_labels, validate_rules
 from shared.masking import mask_id_number, mask_name, mask_phone
 from shared.outbox import add_event
@@ -190,6 +190,13 @@ def require_admin(session: Session, ledger_id: str, person_ref: str | None) -> t
     return ledger, admin
 
 
+def _still_open(ledger: Ledger) -> None:
+    """For one of its admins (checked first, so nobody else learns it closed): a closed
+    ledger's data keys are gone, and nothing more can be done with it."""
+    if ledger.status == "closed":
+        raise LedgerClosed.at(ledger.closed_at)
+
+
 def _admin_view(cipher, admin: Admin) -> dict:
     name = cipher.decrypt_text(admin.name_enc)
     return {
@@ -234,8 +241,7 @@ def get_ledger(session: Session, crypto: Crypto, ledger_id: str, person_ref: str
 def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str, expires_in_days=None) -> dict:
     """The ledger's current join link; optionally one that stops working after N days."""
     ledger, _ = require_admin(session, ledger_id, person_ref)
-    if ledger.status != "active":
-        raise Conflict("The ledger is not open for joining.")
+    _still_open(ledger)
     expires_at = 0
     if expires_in_days not in (None, ""):
         try:
@@ -254,8 +260,7 @@ def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str, 
 
 def rotate_join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str) -> dict:
     ledger, _ = require_admin(session, ledger_id, person_ref)
-    if ledger.status != "active":
-        raise Conflict("The ledger is not open for joining.")
+    _still_open(ledger)
     ledger.qr_version += 1
     add_event(session, "org.qr_rotated", {"ledger_id": ledger.id, "qr_version": ledger.qr_version}, ledger.id)
     return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
@@ -357,8 +362,7 @@ def require_owner(session: Session, ledger_id: str, person_ref: str) -> Ledger:
 
 def check_closable(session: Session, ledger_id: str, person_ref: str) -> Ledger:
     ledger = require_owner(session, ledger_id, person_ref)
-    if ledger.status != "active":
-        raise Conflict("The ledger is already closed.")
+    _still_open(ledger)
     return ledger
 
 
@@ -413,8 +417,7 @@ def rules_of(ledger: Ledger) -> dict:
 def set_rules(session: Session, ledger_id: str, person_ref: str, body: dict) -> dict:
     """Only the owner sets the rules; healthsync re-evaluates the ledger from the event."""
     ledger = require_owner(session, ledger_id, person_ref)
-    if ledger.status != "active":
-        raise Conflict("The ledger is closed.")
+    _still_open(ledger)
     rules = validate_rules({**rules_of(ledger), **(body if isinstance(body, dict) else {})})
     for key, value in rules.items():
         setattr(ledger, key, value)
@@ -434,6 +437,7 @@ MAX_CO_ADMINS = 5
 
 def list_admins(session: Session, crypto: Crypto, ledger_id: str, person_ref: str) -> dict:
     ledger, _ = require_admin(session, ledger_id, person_ref)
+    _still_open(ledger)  # the admins' names and phones went with the data key
     cipher = _ledger_cipher(session, crypto, ledger.id)
     admins = session.scalars(select(Admin).where(Admin.ledger_id == ledger.id).order_by(Admin.added_at)).all()
     return {"items": [_admin_view(cipher, a) for a in admins] if cipher else []}
@@ -443,8 +447,7 @@ def invite_admin(session: Session, crypto: Crypto, ledger_id: str, person_ref: s
     """The owner names a co-admin, who must pass the same verification (Health Kit
     match + SMS code to their own phone) before becoming admin."""
     ledger = require_owner(session, ledger_id, person_ref)
-    if ledger.status != "active":
-        raise Conflict("The ledger is closed.")
+    _still_open(ledger)
     p = validate_person(body)
     invitee_ref = crypto.person_ref(p["id_type"], p["id_number"])
     admins = session.scalars(select(Admin).where(Admin.ledger_id == ledger.id).with_for_update()).all()
@@ -524,8 +527,7 @@ def remove_admin(session: Session, ledger_id: str, person_ref: str, admin_id: st
 
 def check_transfer(session: Session, ledger_id: str, person_ref: str, admin_id) -> tuple[Ledger, Admin]:
     ledger = require_owner(session, ledger_id, person_ref)
-    if ledger.status != "active":
-        raise Conflict("The ledger is closed.")
+    _still_open(ledger)
     if not admin_id:
         raise InvalidInput.from_fields({"admin_id": "name the co-admin who becomes owner"})
     target = session.get(Admin, _valid_uuid(admin_id))

@@ -561,6 +561,56 @@ def test_closing_destroys_readability_everywhere(api, running):
     assert [m["ledger_status"] for m in api.get("/api/me/memberships", token=member_token).json()["items"]] == ["closed"]
 
 
+#: what an admin asks of a ledger: its data from member and healthsync (alone or
+#: together) and org, and acts on it
+CLOSED_ASKS = [
+    ("GET", "stats"), ("GET", "members"), ("GET", "members?status=all"), ("GET", "members?abnormal=true"),
+    ("GET", "members?q=闭"), ("GET", "export.xlsx"), ("GET", "export.csv"), ("GET", "alerts"),
+    ("GET", "sync"), ("POST", "sync"), ("POST", "reminders"), ("GET", "admins"),
+    ("PUT", "rules"), ("GET", "join-link"), ("POST", "qr/rotate"), ("POST", "close"),
+]
+
+
+def test_a_closed_ledgers_admins_are_told_it_closed_and_nobody_else_is(api, running):
+    ledger = new_ledger(api, "关闭后单位")
+    other = new_ledger(api, "别家单位")
+    join(api, ledger["token"], known_person(api, "闭后人"))
+    wait_until(lambda: members(api, ledger)["items"][0]["synced_at"], what="check")
+    before = api.sms_count(ledger["owner"].phone)
+    close = api.post(f"/api/ledgers/{ledger['id']}/close", token=ledger["admin_token"])
+    assert confirm_latest(api, ledger["owner"].phone, close.json()["challenge_id"], before).json()["ledger_status"] == "closed"
+    shown = api.get(f"/api/ledgers/{ledger['id']}", token=ledger["admin_token"]).json()
+    assert shown["status"] == "closed"
+    day = datetime.fromisoformat(shown["closed_at"]).astimezone(timezone(timedelta(hours=8))).date().isoformat()
+
+    def ask(method, path, token):
+        url = f"/api/ledgers/{ledger['id']}/{path}"
+        if method == "PUT":
+            return api.http.put(api.base_url + url, json={"popup_is_abnormal": False},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        return api.get(url, token=token) if method == "GET" else api.post(url, {}, token=token)
+
+    # every service hears of the closing by its event
+    wait_until(lambda: all(ask(m, p, ledger["admin_token"]).status_code == 410 for m, p in CLOSED_ASKS),
+               what="every read of the closed ledger to say so")
+    for method, path in CLOSED_ASKS:
+        answer = ask(method, path, ledger["admin_token"])
+        error = answer.json()["error"]
+        assert (answer.status_code, error["code"]) == (410, "ledger_closed"), (path, answer.text)
+        assert error["message"] == f"This ledger was closed on {day}; its members' data was destroyed.", path
+        assert error["details"]["closed_at"][:10] == shown["closed_at"][:10], path
+    # someone who was never its admin learns nothing: refused as for any ledger not theirs
+    for method, path in CLOSED_ASKS:
+        answer = ask(method, path, other["admin_token"])
+        assert answer.status_code in (403, 404), (path, answer.text)
+        assert "closed" not in answer.text, path
+    # the ledger itself and its access log (who viewed, before) still answer its owner;
+    # the refused reads were not recorded as views
+    log = api.get(f"/api/ledgers/{ledger['id']}/access-log", token=ledger["admin_token"])
+    assert log.status_code == 200, log.text
+    assert not [e for e in log.json()["items"] if e["at"] > shown["closed_at"]]
+
+
 def test_a_time_limited_ledger_closes_itself_after_its_last_day(api, running):
     owner = known_person(api, "展会方")
     today = datetime.now(timezone(timedelta(hours=8))).date()

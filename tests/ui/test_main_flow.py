@@ -489,6 +489,8 @@ def test_09b_the_admin_searches_those_who_left_and_health_filters_mean_active_me
 def test_10_the_admin_closes_the_ledger(s):
     need(s, "create")
     page = s.admin_page
+    # unread alerts (test 06's) badge the tab until the ledger closes
+    wait_for(lambda: page.locator(".tab .badge").is_visible(), what="the unread alerts badge")
     open_tab(page, "设置")
     before = s.api.sms_count(s.admin.phone)
     page.get_by_role("button", name="关闭团体簿").click()
@@ -502,10 +504,44 @@ def test_10_the_admin_closes_the_ledger(s):
     step.get_by_role("button", name="确认关闭").click()
     page.locator(".ledger-status", has_text="已关闭").wait_for()
     shot(page, "23-ledger-closed")
+    s.done.add("closed")
 
     # the QR link now says the ledger is closed, with no form
     s.member_page.goto(s.join_url)
     s.member_page.get_by_text("该团体簿已关闭").wait_for()
     assert s.member_page.locator("form.join-form").count() == 0
     shot(s.member_page, "24-join-closed")
+    no_js_errors(s)
+
+
+def closed_page_says_so(page):
+    """The ledger page of a closed ledger: when and what closing did, and nothing that
+    cannot work any more (every such request answers 410 ledger_closed)."""
+    card = page.locator(".closed-ledger")
+    card.wait_for()
+    assert "团体簿已关闭" in card.inner_text() and "本团体簿已于 " in card.inner_text()
+    assert "销毁" in card.inner_text()
+    page.locator(".access-card .log-list li").first.wait_for()  # who viewed, before
+    page.wait_for_load_state("networkidle")
+    text = page.locator("body").inner_text()
+    assert "没有权限" not in text and "暂无管理员信息" not in text
+    for gone in (".tabs", ".tab .badge", ".stats", ".sync-bar", ".export-xlsx", ".export-csv", ".remind",
+                 ".rules-card", ".admins-card", ".danger-zone"):
+        assert not any(el.is_visible() for el in page.locator(gone).all()), gone
+    assert page.locator(".notice-error").count() == 0
+
+
+def test_11_the_closed_ledger_page_says_it_closed_and_offers_nothing_that_cannot_work(s):
+    need(s, "closed")
+    page = s.admin_page
+    # as the page was when the closing was confirmed
+    closed_page_says_so(page)
+    # and opened again, as its owner would later (from 我的, where it shows as closed)
+    page.goto("/me")
+    link = page.locator(".ledger-link", has_text=ORG)
+    assert "已关闭" in link.inner_text()
+    link.click()
+    page.locator(".ledger-status", has_text="已关闭").wait_for()
+    closed_page_says_so(page)
+    shot(page, "23b-ledger-closed-reopened")
     no_js_errors(s)

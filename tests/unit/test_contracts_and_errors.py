@@ -48,6 +48,7 @@ def test_unknown_events_cannot_be_handled():
         (errors.NotFound(), 404),
         (errors.Conflict(), 409),
         (errors.CodeExpired(), 410),
+        (errors.LedgerClosed(), 410),
         (errors.IdentityRejected(), 422),
         (errors.WrongCode(), 422),
         (errors.TooManyAttempts(), 429),
@@ -67,3 +68,18 @@ def test_every_error_class_is_in_the_table():
     for value in vars(errors).values():
         if isinstance(value, type) and issubclass(value, errors.TuantibuError):
             assert value in tabled or any(issubclass(value, t) and t is not errors.TuantibuError for t in tabled), value
+
+
+def test_a_closed_ledger_says_the_day_it_closed_in_beijing_and_crosses_rpc_whole():
+    from datetime import datetime, timezone
+
+    from nameko.exceptions import deserialize, serialize
+
+    closed = errors.LedgerClosed.at(datetime(2026, 12, 3, 17, 30, tzinfo=timezone.utc))  # 01:30 on the 4th in Beijing
+    assert closed.message == "This ledger was closed on 2026-12-04; its members' data was destroyed."
+    assert closed.to_dict() == {"code": "ledger_closed", "message": closed.message,
+                                "details": {"closed_at": "2026-12-03T17:30:00+00:00"}}
+    again = deserialize(serialize(closed))
+    assert type(again) is errors.LedgerClosed and again.to_dict() == closed.to_dict()
+    assert isinstance(again, errors.Conflict) and status_for(again) == 410
+    assert errors.LedgerClosed.at(None).message == errors.LedgerClosed.default_message

@@ -97,6 +97,7 @@ export function errorText(err) {
       if (CONFLICT[d.reason]) return CONFLICT[d.reason];
       if (err.field === 'code') return '该验证码已使用过，请重新开始';
       return '当前状态下无法进行此操作，请刷新后再试';
+    case 'ledger_closed': return '该团体簿已关闭，成员数据已销毁';
     case 'unauthenticated': return '登录已过期，请重新登录';
     case 'forbidden': return '您没有权限进行此操作';
     case 'sms_unavailable': return '短信暂时无法发送，请稍后再试';

@@ -48,7 +48,7 @@ export function qrPanel(ledger, { rotate = false } = {}) {
       linkInput.value = link.url || '';
       poster.querySelector('.poster-link').textContent = link.url || '';
     } catch (err) {
-      msg.textContent = err.code === 'conflict' ? '团体簿已关闭，二维码已失效。' : errorText(err);
+      msg.textContent = err.code === 'ledger_closed' ? '团体簿已关闭，二维码已失效。' : errorText(err);
     }
   }
 

@@ -250,7 +250,7 @@ function filtersText(filters) {
 
 const LOG_PAGE_SIZE = 20;
 
-function accessLogCard(ctx, isOwner) {
+export function accessLogCard(ctx, isOwner) {
   const id = encodeURIComponent(ctx.id);
   const box = h('div', { class: 'access-log' });
   const el = h('section', { class: 'card access-card', 'aria-labelledby': 'log-title' },

@@ -1,13 +1,14 @@
-// 团体簿管理 (admins): header, then tabs: 成员 / 预警 / 二维码 / 设置.
+// 团体簿管理 (admins): header, then tabs: 成员 / 预警 / 二维码 / 设置. A closed
+// ledger has no tabs: what it says about the closing, and the access log.
 
 import { api } from '../api.js';
 import { errorText } from '../errors.js';
 import { alertsPanel, unreadCount } from '../ledger/alerts.js';
 import { membersPanel } from '../ledger/members.js';
-import { settingsPanel } from '../ledger/settings.js';
+import { accessLogCard, settingsPanel } from '../ledger/settings.js';
 import { handleAuthError, requireLogin } from '../nav.js';
 import { qrPanel } from '../qr.js';
-import { add, fill, h, notice, ROLE, setTitle } from '../ui.js';
+import { add, fill, fmtTime, h, notice, ROLE, setTitle } from '../ui.js';
 
 const TABS = [
   ['members', '成员'],
@@ -70,7 +71,8 @@ export default async function ledgerPage(root, ledgerId) {
       renderHeader();
       for (const p of Object.values(panels)) p.dispose?.();
       for (const k of Object.keys(panels)) delete panels[k];
-      show(current, false);
+      if (ledger.status === 'active') show(current, false);
+      else renderClosed();
     },
   };
 
@@ -82,8 +84,22 @@ export default async function ledgerPage(root, ledgerId) {
         h('h1', { class: 'ledger-name' }, ledger.org_name),
         h('span', { class: `tag ${closed ? 'tag-muted' : 'tag-ok'} ledger-status` }, closed ? '已关闭' : '使用中'),
         ledger.my_role ? h('span', { class: 'tag' }, `我是${ROLE[ledger.my_role] || ledger.my_role}`) : null),
-      ledger.org_address ? h('p', { class: 'muted small' }, ledger.org_address) : null,
-      closed ? notice('该团体簿已关闭：二维码已失效，成员数据已销毁。', 'muted') : null);
+      ledger.org_address ? h('p', { class: 'muted small' }, ledger.org_address) : null);
+  }
+
+  // Closing destroyed the ledger's data keys: no member, statistic, comparison, export,
+  // reminder, alert, rule or admin can be shown or changed any more, so none is offered.
+  function renderClosed() {
+    tabBar.hidden = true;
+    ctx.setUnread(0);
+    const log = accessLogCard(ctx, ledger.my_role === 'owner');
+    fill(body, h('section', { class: 'card closed-ledger', 'aria-labelledby': 'closed-title' },
+      h('h2', { id: 'closed-title' }, '团体簿已关闭'),
+      h('p', {}, `本团体簿已于 ${fmtTime(ledger.closed_at)} 关闭。`),
+      h('p', {}, '关闭时已按承诺销毁本团体簿的数据：成员的姓名、证件号码、手机号和健康信息都已无法读取，也无法恢复。'),
+      h('p', { class: 'muted' }, '二维码已失效，不能再加入；统计、与健康宝比对、导出、提醒和预警都已停止。成员在“我的”里看到团体簿已关闭。下方的查看记录保留关闭前管理员查看和导出成员数据的情况。')),
+    log.el);
+    history.replaceState({}, '', `${location.pathname}${location.search}`);
   }
 
   function show(name, focus = true) {
@@ -126,8 +142,10 @@ export default async function ledgerPage(root, ledgerId) {
   }
 
   renderHeader();
-  show((location.hash || '#members').slice(1), false);
-  unreadCount(ledger.ledger_id).then((n) => ctx.setUnread(n));
+  if (ledger.status === 'active') {
+    show((location.hash || '#members').slice(1), false);
+    unreadCount(ledger.ledger_id).then((n) => ctx.setUnread(n));
+  } else renderClosed();
 
   return () => {
     root.classList.remove('wide');
