@@ -108,8 +108,9 @@ class JoinRequested(Schema):
     client = fields.String(load_default="")
     # the challenge of the same person's earlier request this one replaced: its code ends
     replaces = fields.String(load_default=None, allow_none=True)
-    # the person is a member already: check the details, then answer so, sending no code
-    already_member = fields.Boolean(load_default=False)
+    # the ledger cannot take this request (already_member, join_in_progress): check the
+    # details, then answer so, sending no code
+    answer = fields.String(load_default=None, allow_none=True)
 
 
 class MemberJoined(Schema):

@@ -33,7 +33,7 @@ from shared.handling import DEAD_LETTER_QUEUE
 #: an event older than this in an outbox means its relay is stuck
 OUTBOX_STUCK_SECONDS = 60
 #: connections in use, as a share of those PostgreSQL allows, that need a look
-CONNECTIONS_HIGH = 0.8
+CONNECTIONS_HIGH = 0.9
 #: services with an outbox (each publishes events) and with RPC entrypoints
 SERVICES = sorted({c.source for c in CONTRACTS.values()})
 

@@ -61,7 +61,7 @@ FILTER_WORDS = {
     "vaccination": lambda v: f"疫苗：{VACCINATION_LABELS.get(v, v)}",
     "joined_from": lambda v: f"加入日期自 {v}",
     "joined_to": lambda v: f"加入日期至 {v}",
-    "q": lambda v: f"姓名含“{v}”",
+    "q": lambda v: f"姓名或手机号后4位含“{v}”" if len(v) == 4 and v.isascii() and v.isdigit() else f"姓名含“{v}”",
 }
 
 

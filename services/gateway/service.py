@@ -111,8 +111,8 @@ class GatewayService:
             return {"status": "pending"}
         if "rejected" in outcome:
             data = outcome["rejected"]
-            if data["reason"] == "already_member":  # told once the Health Kit agreed
-                raise Conflict(data["message"], details={"reason": "already_member"})
+            if data["reason"] in ("already_member", "join_in_progress"):  # told once the Health Kit agreed
+                raise Conflict(data["message"], details={"reason": data["reason"]})
             field = REJECTED_FIELD.get(data["reason"])
             raise IdentityRejected(
                 data["message"],

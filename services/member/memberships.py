@@ -215,26 +215,6 @@ def request_join(
         raise Conflict("This ledger is closed and no longer accepts members.", details={"reason": "ledger_closed"})
     a = validate_applicant(body)
     person_ref = crypto.person_ref(a["id_type"], a["id_number"])
-    existing = session.execute(LIVE_MEMBERSHIP, {"ledger_id": ledger.ledger_id, "person_ref": person_ref}).first()
-    if existing is not None and existing.status == "active":
-        # Said only once the Health Kit agrees with the details (verify answers
-        # already_member instead of sending a code): answering at once would tell anyone
-        # holding the QR code whether an ID number belongs to this organisation.
-        return _ask_about_member(session, crypto, ledger.ledger_id, existing.id, a, client)
-    replaces = None
-    if existing is not None:
-        # An earlier attempt, not confirmed yet. The same person again (a reload, a
-        # second tab) replaces it, and verify ends its code. Anyone else who has this ID
-        # number cannot cancel a join under way: only the phone the Health Kit holds gets
-        # a code, so another phone would be refused by the Health Kit anyway.
-        if cipher.decrypt_text(existing.phone_enc) != a["phone"]:
-            raise Conflict(
-                "A join for this person is already waiting for its SMS code: finish it, or try again in a few minutes.",
-                details={"reason": "join_in_progress"},
-            )
-        session.execute(DROP_MEMBERSHIP, {"membership_id": existing.id})
-        replaces = existing.challenge_id
-
     def count_live() -> int:
         return session.scalar(
             select(func.count()).select_from(MEMBERSHIPS).where(
@@ -242,8 +222,30 @@ def request_join(
             )
         )
 
-    if (live_counts or LiveCounts(seconds=0)).full(ledger.ledger_id, ledger.member_cap, count_live):
-        raise Conflict("This ledger is full.", details={"reason": "ledger_full"})
+    def refuse_if_full() -> None:
+        if (live_counts or LiveCounts(seconds=0)).full(ledger.ledger_id, ledger.member_cap, count_live):
+            raise Conflict("This ledger is full.", details={"reason": "ledger_full"})
+
+    existing = session.execute(LIVE_MEMBERSHIP, {"ledger_id": ledger.ledger_id, "person_ref": person_ref}).first()
+    # What the ledger holds for this ID number is said only once the Health Kit agrees
+    # with the details (verify answers instead of sending a code): answering at once
+    # would tell anyone holding the QR code whether an ID number belongs here, or is
+    # joining right now. Such a request looks like any other (a new membership id,
+    # the full ledger refused first).
+    if existing is not None and existing.status == "active":
+        refuse_if_full()
+        return _ask_about(session, crypto, ledger.ledger_id, a, client, "already_member")
+    replaces = None
+    if existing is not None:
+        # An earlier attempt, not confirmed yet. The same person again (a reload, a
+        # second tab) replaces it, and verify ends its code. Anyone else who has this ID
+        # number cannot cancel a join under way.
+        if cipher.decrypt_text(existing.phone_enc) != a["phone"]:
+            refuse_if_full()
+            return _ask_about(session, crypto, ledger.ledger_id, a, client, "join_in_progress")
+        session.execute(DROP_MEMBERSHIP, {"membership_id": existing.id})
+        replaces = existing.challenge_id
+    refuse_if_full()
     membership_id, challenge_id = str(uuid.uuid4()), str(uuid.uuid4())
     try:
         session.execute(ADD_MEMBERSHIP, {
@@ -288,10 +290,12 @@ def request_join(
     }
 
 
-def _ask_about_member(session: Session, crypto: Crypto, ledger_id: str, membership_id: str, a: dict, client: str) -> dict:
-    """A join request from someone already a member: verify checks the details like any
-    other's and, if the Health Kit agrees, answers already_member (no code, no change)."""
-    challenge_id = str(uuid.uuid4())
+def _ask_about(session: Session, crypto: Crypto, ledger_id: str, a: dict, client: str, answer: str) -> dict:
+    """A join request the ledger cannot take (already a member, or a join under way from
+    another phone): verify checks the details like any other's and, if the Health Kit
+    agrees, answers ``answer`` (no code, no change). The membership id is a throwaway,
+    so nothing tells this request from one that made a membership."""
+    membership_id, challenge_id = str(uuid.uuid4()), str(uuid.uuid4())
     applicant = crypto.seal(
         "verify", {"name": a["name"], "id_type": a["id_type"], "id_number": a["id_number"], "phone": a["phone"]}
     )
@@ -300,12 +304,12 @@ def _ask_about_member(session: Session, crypto: Crypto, ledger_id: str, membersh
         "member.join_requested",
         {
             "membership_id": membership_id, "ledger_id": ledger_id, "challenge_id": challenge_id,
-            "applicant": applicant, "client": client, "already_member": True,
+            "applicant": applicant, "client": client, "answer": answer,
         },
         membership_id,
     )
     return {
-        "membership_id": None, "challenge_id": challenge_id, "ledger_id": ledger_id,
+        "membership_id": membership_id, "challenge_id": challenge_id, "ledger_id": ledger_id,
         "masked_phone": mask_phone(a["phone"]), "status": "pending",
     }
 

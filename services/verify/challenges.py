@@ -80,6 +80,10 @@ REJECTIONS = {
         "The name, ID number and phone do not all match the Health Kit's record; please check them.",
     ),
     "already_member": ("already_member", "You are already a member of this ledger."),
+    "join_in_progress": (
+        "join_in_progress",
+        "A join for this person is already waiting for its SMS code: finish it, or try again in a few minutes.",
+    ),
     "superseded": (
         "superseded",
         "You sent the form again, so this code no longer counts: use the code from your latest request.",
@@ -87,6 +91,8 @@ REJECTIONS = {
 }
 
 
+#: what member may ask verify to answer, once the Health Kit agrees, instead of a code
+ANSWERS_ON_MATCH = ("already_member", "join_in_progress")
 CHALLENGES, SENDS = Challenge.__table__, SmsSend.__table__
 
 
@@ -187,11 +193,12 @@ class Challenges:
 
     def start_identity(
         self, challenge_id: str, purpose: str, subject_id: str, applicant: dict, client: str = "",
-        failed_attempts: int = 0, already_member: bool = False,
+        failed_attempts: int = 0, answer: str | None = None,
     ) -> Challenge:
         """Check name + ID + phone with the Health Kit; on a match, send a code.
         ``failed_attempts``: carried over from a request this one replaced.
-        ``already_member``: on a match, answer that instead (no code)."""
+        ``answer``: on a match, answer that instead (already_member, join_in_progress;
+        no code)."""
         if self.session.execute(CHALLENGE_EXISTS, {"id": challenge_id}).first() is not None:
             return self.session.get(Challenge, challenge_id)
         phone = applicant["phone"]
@@ -208,8 +215,8 @@ class Challenges:
             if match in NAMED_MISMATCHES and self._many_mismatches(person_ref, challenge.client):
                 match = "identity_mismatch"
             return self._reject(challenge, match)
-        if already_member:
-            return self._reject(challenge, "already_member")
+        if answer in ANSWERS_ON_MATCH:
+            return self._reject(challenge, answer)
         try:
             self._send_code(challenge, phone)
         except RateLimited as limited:  # the phone's cap, or the client address's
@@ -399,7 +406,19 @@ class Challenges:
         Returns its wrong tries, which the new challenge carries on: sending the form
         again must not reset them, as a new code does not."""
         challenge = self.session.get(Challenge, challenge_id, with_for_update=True)
-        if challenge is None or challenge.status not in ("pending", "code_sent"):
+        if challenge is None:
+            # Its request is not handled yet, or is being handled by another worker (the
+            # two requests are different aggregates, so their events may cross): a row
+            # that says it ended, which that handling finds and leaves alone (or, having
+            # inserted first, waits on and then sees superseded below).
+            self.session.execute(
+                pg_insert(CHALLENGES).values(
+                    id=challenge_id, purpose="join", phone_index="", masked_phone="", status="rejected",
+                    reason="superseded", failed_attempts=0, sends=0, client="", finished_at=now(),
+                ).on_conflict_do_nothing()
+            )
+            challenge = self.session.get(Challenge, challenge_id, with_for_update=True)
+        if challenge.status not in ("pending", "code_sent"):
             return 0
         self._finish(challenge, "rejected", "superseded")
         return challenge.failed_attempts or 0

@@ -64,7 +64,7 @@ class VerifyService(handling.ForgetsHandledEvents):
         applicant = crypto().unseal("verify", data["applicant"])
         self.challenges.start_identity(
             data["challenge_id"], "join", data["membership_id"], applicant, data.get("client", ""), failed,
-            already_member=data.get("already_member", False),
+            answer=data.get("answer"),
         )
 
     # Forgetting people who belong nowhere any more: verify keeps a verified person's

@@ -155,7 +155,7 @@ def test_who_is_a_member_is_not_told_to_someone_who_only_has_the_id_number(api, 
     # a clinic's or a school's ledger: holding its QR code and someone's ID number must
     # not tell whether they belong to it
     member, outsider = known_person(api), known_person(api)
-    join(api, ledger["token"], member)
+    member_id, _ = join(api, ledger["token"], member)
 
     def answer(p, **overrides) -> tuple[int, str]:
         response = api.post(f"/api/join/{ledger['token']}", join_form(p, **overrides))
@@ -166,6 +166,13 @@ def test_who_is_a_member_is_not_told_to_someone_who_only_has_the_id_number(api, 
     assert answer(member, phone="13111111111") == answer(outsider, phone="13111111111") == (422, "phone_mismatch")
     assert answer(member, name="某某") == answer(outsider, name="某某") == (422, "name_mismatch")
     assert live_memberships(running, ledger["id"]) == 1
+    # nor do the challenges tell: each request has a membership id of its own, as anyone's
+    subjects = []
+    for _ in range(2):
+        probe = api.post(f"/api/join/{ledger['token']}", join_form(member, phone="13111111111"))
+        challenge = api.get(f"/api/challenges/{probe.json()['error']['details']['challenge_id']}").json()
+        subjects.append(challenge["subject_id"])
+    assert len(set(subjects)) == 2 and member_id not in subjects
 
 
 def test_concurrent_joins_of_one_person_make_exactly_one_membership(api, running, ledger):
@@ -231,10 +238,13 @@ def test_sending_the_form_again_replaces_the_first_request_and_ends_its_code(api
 def test_someone_else_with_the_id_number_cannot_cancel_a_join_under_way(api, running, ledger):
     joiner = known_person(api)
     join_request, code = requested(api, ledger["token"], joiner)
-    # a stranger who has the ID number, but not the phone the Health Kit holds
-    stranger = api.post(f"/api/join/{ledger['token']}", join_form(joiner, name="某某", phone="13111111111"))
-    assert stranger.status_code == 409, stranger.text
-    assert stranger.json()["error"]["details"]["reason"] == "join_in_progress"
+    # a stranger who has the ID number, but not the phone the Health Kit holds, gets the
+    # Health Kit's answer, as for anyone else's ID number (not "a join is under way")
+    outsider = known_person(api)
+    for p in (joiner, outsider):
+        stranger = api.post(f"/api/join/{ledger['token']}", join_form(p, phone="13111111111"))
+        assert stranger.status_code == 422, stranger.text
+        assert stranger.json()["error"]["details"]["reason"] == "phone_mismatch"
     confirmed = api.post(f"/api/challenges/{join_request['challenge_id']}/confirm", {"code": code})
     assert confirmed.status_code == 200 and confirmed.json()["membership_status"] == "active", confirmed.text
 

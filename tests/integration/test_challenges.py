@@ -139,6 +139,30 @@ def test_after_a_few_mismatches_rejections_stop_naming_the_field(world):
     assert session.get(Challenge, elsewhere).reason == "name_mismatch"
 
 
+def test_a_request_superseded_before_it_was_handled_sends_no_code(world):
+    # the two requests of a resent form are different aggregates: the newer one's
+    # event may be handled first
+    challenges, kit, sms, session = world
+    earlier = str(uuid.uuid4())
+    assert challenges.supersede(earlier) == 0
+    session.commit()
+    challenges.start_identity(earlier, "join", str(uuid.uuid4()), applicant(kit))
+    session.commit()
+    assert sms.sent == []
+    ended = session.get(Challenge, earlier)
+    assert (ended.status, ended.reason) == ("rejected", "superseded")
+
+
+def test_superseding_a_code_hands_its_wrong_tries_on(world):
+    challenges, kit, sms, session = world
+    earlier = start(challenges, kit)
+    with pytest.raises(WrongCode):
+        challenges.confirm(earlier, "000000" if sms.last_code() != "000000" else "111111")
+    assert challenges.supersede(earlier) == 1
+    session.commit()
+    assert session.get(Challenge, earlier).reason == "superseded"
+
+
 def test_an_unreachable_health_kit_rejects_visibly(world):
     challenges, kit, sms, session = world
     kit.down = True

@@ -54,6 +54,7 @@ const IDENTITY = {
   expired: '验证码已过期，请重新开始',
   identity_mismatch: '姓名、证件号码和手机号与健康宝登记的信息不一致，请核对后再试',
   already_member: '您已经是该团体簿的成员，无需重复加入',
+  join_in_progress: '此证件的加入申请正在等待短信验证：请先完成验证，或几分钟后再试',
   superseded: '您已重新提交过，此验证码已失效，请使用最新一条短信中的验证码',
 };
 
