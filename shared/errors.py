@@ -132,6 +132,13 @@ class LedgerClosed(Conflict):
     default_message = "This ledger was closed; its members' data was destroyed."
 
     @classmethod
+    def if_closed(cls, ledger) -> None:
+        """Raise it for a ledger (any service's record of one: ``status``,
+        ``closed_at``) that closed. Call it after the admin check."""
+        if ledger.status == "closed":
+            raise cls.at(ledger.closed_at)
+
+    @classmethod
     def at(cls, closed_at: datetime | None) -> "LedgerClosed":
         """The error naming the day it closed (Beijing's calendar day)."""
         if closed_at is None:

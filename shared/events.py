@@ -108,9 +108,14 @@ class JoinRequested(Schema):
     client = fields.String(load_default="")
     # the challenge of the same person's earlier request this one replaced: its code ends
     replaces = fields.String(load_default=None, allow_none=True)
-    # the ledger cannot take this request (already_member, join_in_progress): check the
-    # details, then answer so, sending no code
+    # the ledger cannot take this request (one of JOIN_ANSWERS): check the details,
+    # then answer so, sending no code
     answer = fields.String(load_default=None, allow_none=True)
+
+
+#: what member may ask verify to answer a join request with, once the Health Kit agrees
+#: with its details, instead of sending a code (the gateway answers them as 409)
+JOIN_ANSWERS = ("already_member", "join_in_progress")
 
 
 class MemberJoined(Schema):

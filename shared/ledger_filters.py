@@ -25,6 +25,12 @@ STATUSES = ("active", "left", "all")
 ONLY_ACTIVE = "applies to active members only: people who left have no health data here"
 
 
+def is_phone_tail(q: str) -> bool:
+    """A search for the last four digits of a phone (what the masked phone 138****5678
+    shows), not for a part of a name."""
+    return len(q) == 4 and q.isascii() and q.isdigit()
+
+
 def needs_health(f: dict) -> bool:
     return any(k in f for k in HEALTH_FILTERS) or f["sort"] == "test_days"
 

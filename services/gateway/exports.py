@@ -12,6 +12,7 @@ from openpyxl.utils import get_column_letter
 
 from shared.health import HEALTH_KIT_TZ
 from shared.healthkit import CODE_STATUS_LABELS, TEST_RESULT_LABELS, VACCINATION_LABELS
+from shared.ledger_filters import is_phone_tail
 
 ID_TYPE_LABELS = {
     "resident_id": "居民身份证",
@@ -61,7 +62,7 @@ FILTER_WORDS = {
     "vaccination": lambda v: f"疫苗：{VACCINATION_LABELS.get(v, v)}",
     "joined_from": lambda v: f"加入日期自 {v}",
     "joined_to": lambda v: f"加入日期至 {v}",
-    "q": lambda v: f"姓名或手机号后4位含“{v}”" if len(v) == 4 and v.isascii() and v.isdigit() else f"姓名含“{v}”",
+    "q": lambda v: f"手机号后4位为“{v}”" if is_phone_tail(v) else f"姓名含“{v}”",
 }
 
 

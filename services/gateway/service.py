@@ -23,6 +23,7 @@ from shared.config import settings
 from shared.consent import CONSENT_TEXT, CONSENT_VERSION
 from shared.crypto import crypto
 from shared.errors import Conflict, IdentityRejected, InvalidInput, NotFound
+from shared.events import JOIN_ANSWERS
 from shared.expiring import Memory
 from shared.handling import ContractHandler
 from shared.health import HEALTH_KIT_TZ, rule_labels
@@ -111,7 +112,7 @@ class GatewayService:
             return {"status": "pending"}
         if "rejected" in outcome:
             data = outcome["rejected"]
-            if data["reason"] in ("already_member", "join_in_progress"):  # told once the Health Kit agreed
+            if data["reason"] in JOIN_ANSWERS:  # told once the Health Kit agreed
                 raise Conflict(data["message"], details={"reason": data["reason"]})
             field = REJECTED_FIELD.get(data["reason"])
             raise IdentityRejected(

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from services.healthsync.alerts import alert_for
 from services.healthsync.ledger_view import admin_rules, evaluate, health_view, ledger_rows_query, load_rules
+from services.healthsync.ledger_view import iso as _iso
 from services.healthsync.models import (
     Alert,
     FeedCursor,
@@ -238,10 +239,6 @@ def _uuid(value, what: str) -> str:
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise NotFound(f"No such {what}.") from None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 class Comparison:

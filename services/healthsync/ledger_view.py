@@ -291,7 +291,7 @@ def abnormal_sql(rules: dict, at: datetime):
     return or_(*conditions)
 
 
-def _iso_or_none(at: datetime | None) -> str | None:
+def iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
 
@@ -336,8 +336,8 @@ def stats(session: Session, ledger_id: str, rules: dict | None = None) -> dict:
         "test_age": {b: row[f"age_{b}"] for b in TEST_AGE_BUCKETS},
         "vaccination": {v: row[f"vaccination_{v}"] for v in VACCINATIONS},
     }
-    counts["checked_from"], counts["checked_to"] = (_iso_or_none(row["checked_from"]), _iso_or_none(row["checked_to"]))
+    counts["checked_from"], counts["checked_to"] = iso(row["checked_from"]), iso(row["checked_to"])
     sync = session.get(LedgerSync, ledger_id)
-    counts["last_run_at"] = sync.last_success_at.isoformat() if sync and sync.last_success_at else None
+    counts["last_run_at"] = iso(sync.last_success_at) if sync else None
     counts["rules"] = rules
     return counts

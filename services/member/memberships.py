@@ -4,7 +4,7 @@ keeping its projection of ledgers and admins. Plain functions over a session."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,7 +18,7 @@ from shared.consent import CONSENT_VERSION
 from shared.crypto import Crypto
 from shared.errors import Conflict, Forbidden, InvalidInput, LedgerClosed, NotFound
 from shared.health import local_day_start
-from shared.ledger_filters import MAX_PAGE, MAX_PAGE_SIZE
+from shared.ledger_filters import MAX_PAGE, MAX_PAGE_SIZE, is_phone_tail, parse_filters
 from shared.masking import mask_id_number, mask_phone
 from shared.outbox import add_event
 from shared.validation import (
@@ -265,22 +265,7 @@ def request_join(
     except IntegrityError:
         # a concurrent join of the same person to the same ledger won the race
         raise Conflict("A join for this person is already in progress.", details={"reason": "join_in_progress"}) from None
-    applicant = crypto.seal(
-        "verify", {"name": a["name"], "id_type": a["id_type"], "id_number": a["id_number"], "phone": a["phone"]}
-    )
-    add_event(
-        session,
-        "member.join_requested",
-        {
-            "membership_id": membership_id,
-            "ledger_id": ledger.ledger_id,
-            "challenge_id": challenge_id,
-            "applicant": applicant,
-            "client": client,
-            "replaces": replaces,
-        },
-        membership_id,
-    )
+    _join_requested(session, crypto, ledger.ledger_id, membership_id, challenge_id, a, client, replaces=replaces)
     return {
         "membership_id": membership_id,
         "challenge_id": challenge_id,
@@ -296,6 +281,18 @@ def _ask_about(session: Session, crypto: Crypto, ledger_id: str, a: dict, client
     agrees, answers ``answer`` (no code, no change). The membership id is a throwaway,
     so nothing tells this request from one that made a membership."""
     membership_id, challenge_id = str(uuid.uuid4()), str(uuid.uuid4())
+    _join_requested(session, crypto, ledger_id, membership_id, challenge_id, a, client, answer=answer)
+    return {
+        "membership_id": membership_id, "challenge_id": challenge_id, "ledger_id": ledger_id,
+        "masked_phone": mask_phone(a["phone"]), "status": "pending",
+    }
+
+
+def _join_requested(
+    session: Session, crypto: Crypto, ledger_id: str, membership_id: str, challenge_id: str, a: dict, client: str,
+    replaces: str | None = None, answer: str | None = None,
+) -> None:
+    """``member.join_requested`` for verify: the applicant sealed for it alone."""
     applicant = crypto.seal(
         "verify", {"name": a["name"], "id_type": a["id_type"], "id_number": a["id_number"], "phone": a["phone"]}
     )
@@ -304,14 +301,10 @@ def _ask_about(session: Session, crypto: Crypto, ledger_id: str, a: dict, client
         "member.join_requested",
         {
             "membership_id": membership_id, "ledger_id": ledger_id, "challenge_id": challenge_id,
-            "applicant": applicant, "client": client, "answer": answer,
+            "applicant": applicant, "client": client, "replaces": replaces, "answer": answer,
         },
         membership_id,
     )
-    return {
-        "membership_id": membership_id, "challenge_id": challenge_id, "ledger_id": ledger_id,
-        "masked_phone": mask_phone(a["phone"]), "status": "pending",
-    }
 
 
 def join_state(session: Session, membership_id: str, person_ref: str) -> str | None:
@@ -408,15 +401,9 @@ def leave(session: Session, membership_id: str, person_ref: str) -> dict:
 def require_admin(session: Session, ledger_id: str, person_ref: str) -> LedgerView:
     """The ledger, for one of its admins to act on; LedgerClosed once it closed."""
     ledger = _admin(session, ledger_id, person_ref)[0]
-    _still_open(ledger)
+    # after the admin check: nobody else learns that a ledger closed
+    LedgerClosed.if_closed(ledger)
     return ledger
-
-
-def _still_open(ledger: LedgerView) -> None:
-    """After the admin check (nobody else learns that a ledger closed): a closed
-    ledger's member data cannot be read any more, and its admins are told so."""
-    if ledger.status == "closed":
-        raise LedgerClosed.at(ledger.closed_at)
 
 
 def _admin(session: Session, ledger_id: str, person_ref: str) -> tuple[LedgerView, LedgerAdmin]:
@@ -444,7 +431,7 @@ def _reader(session: Session, crypto: Crypto, ledger_id: str, person_ref: str):
     ledger, admin, wrapped = row
     if admin is None:
         raise Forbidden("Only this ledger's admins can see or change its members.")
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     cipher = crypto.open_data_key(f"member-ledger:{ledger_id}", wrapped) if wrapped is not None else None
     return ledger, admin, cipher
 
@@ -522,10 +509,11 @@ def list_members(
     if statuses is None:
         raise InvalidInput.from_fields({"status": "must be one of " + ", ".join(STATUS_FILTERS)})
     where = [Membership.ledger_id == ledger.ledger_id, Membership.status.in_(statuses)]
-    if joined_from:
-        where.append(Membership.joined_at >= local_day_start(_day(joined_from, "joined_from")))
-    if joined_to:
-        where.append(Membership.joined_at < local_day_start(_day(joined_to, "joined_to") + timedelta(days=1)))
+    days = parse_filters({"joined_from": joined_from, "joined_to": joined_to})  # checked as the gateway does
+    if "joined_from" in days:
+        where.append(Membership.joined_at >= local_day_start(days["joined_from"]))
+    if "joined_to" in days:
+        where.append(Membership.joined_at < local_day_start(days["joined_to"] + timedelta(days=1)))
     # active members by join time (an index walk); those who left by when they left
     when = Membership.joined_at if statuses == ("active",) else func.coalesce(Membership.left_at, Membership.joined_at)
     ordering = (when.asc(), Membership.id.asc()) if order == "asc" else (when.desc(), Membership.id.desc())
@@ -549,19 +537,12 @@ def list_members(
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
-def _day(value: str, field: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise InvalidInput.from_fields({field: "must be a date like 2026-11-28"}) from None
-
-
 def by_name(views: list[dict], q: str | None, sort_by_name: bool, order: str) -> list[dict]:
     """Members whose name contains ``q`` (any case), or whose phone ends in it when it is
     four digits (what the masked phone shows, 138****5678: two people of one name are
     told apart by it), in their order or by name."""
-    if q and len(q) == 4 and q.isascii() and q.isdigit():
-        views = [v for v in views if (v.get("phone") or "").endswith(q) or q in v["name"]]
+    if q and is_phone_tail(q):
+        views = [v for v in views if (v.get("phone") or "").endswith(q)]
     elif q:
         needle = q.casefold()
         views = [v for v in views if needle in v["name"].casefold()]

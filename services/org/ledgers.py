@@ -190,13 +190,6 @@ def require_admin(session: Session, ledger_id: str, person_ref: str | None) -> t
     return ledger, admin
 
 
-def _still_open(ledger: Ledger) -> None:
-    """For one of its admins (checked first, so nobody else learns it closed): a closed
-    ledger's data keys are gone, and nothing more can be done with it."""
-    if ledger.status == "closed":
-        raise LedgerClosed.at(ledger.closed_at)
-
-
 def _admin_view(cipher, admin: Admin) -> dict:
     name = cipher.decrypt_text(admin.name_enc)
     return {
@@ -241,7 +234,7 @@ def get_ledger(session: Session, crypto: Crypto, ledger_id: str, person_ref: str
 def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str, expires_in_days=None) -> dict:
     """The ledger's current join link; optionally one that stops working after N days."""
     ledger, _ = require_admin(session, ledger_id, person_ref)
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     expires_at = 0
     if expires_in_days not in (None, ""):
         try:
@@ -260,7 +253,7 @@ def join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str, 
 
 def rotate_join_link(session: Session, qr_key: bytes, ledger_id: str, person_ref: str) -> dict:
     ledger, _ = require_admin(session, ledger_id, person_ref)
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     ledger.qr_version += 1
     add_event(session, "org.qr_rotated", {"ledger_id": ledger.id, "qr_version": ledger.qr_version}, ledger.id)
     return {"token": join_links.make_token(qr_key, ledger.id, ledger.qr_version), "version": ledger.qr_version}
@@ -362,7 +355,7 @@ def require_owner(session: Session, ledger_id: str, person_ref: str) -> Ledger:
 
 def check_closable(session: Session, ledger_id: str, person_ref: str) -> Ledger:
     ledger = require_owner(session, ledger_id, person_ref)
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     return ledger
 
 
@@ -417,7 +410,7 @@ def rules_of(ledger: Ledger) -> dict:
 def set_rules(session: Session, ledger_id: str, person_ref: str, body: dict) -> dict:
     """Only the owner sets the rules; healthsync re-evaluates the ledger from the event."""
     ledger = require_owner(session, ledger_id, person_ref)
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     rules = validate_rules({**rules_of(ledger), **(body if isinstance(body, dict) else {})})
     for key, value in rules.items():
         setattr(ledger, key, value)
@@ -437,7 +430,7 @@ MAX_CO_ADMINS = 5
 
 def list_admins(session: Session, crypto: Crypto, ledger_id: str, person_ref: str) -> dict:
     ledger, _ = require_admin(session, ledger_id, person_ref)
-    _still_open(ledger)  # the admins' names and phones went with the data key
+    LedgerClosed.if_closed(ledger)  # the admins' names and phones went with the data key
     cipher = _ledger_cipher(session, crypto, ledger.id)
     admins = session.scalars(select(Admin).where(Admin.ledger_id == ledger.id).order_by(Admin.added_at)).all()
     return {"items": [_admin_view(cipher, a) for a in admins] if cipher else []}
@@ -447,7 +440,7 @@ def invite_admin(session: Session, crypto: Crypto, ledger_id: str, person_ref: s
     """The owner names a co-admin, who must pass the same verification (Health Kit
     match + SMS code to their own phone) before becoming admin."""
     ledger = require_owner(session, ledger_id, person_ref)
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     p = validate_person(body)
     invitee_ref = crypto.person_ref(p["id_type"], p["id_number"])
     admins = session.scalars(select(Admin).where(Admin.ledger_id == ledger.id).with_for_update()).all()
@@ -527,7 +520,7 @@ def remove_admin(session: Session, ledger_id: str, person_ref: str, admin_id: st
 
 def check_transfer(session: Session, ledger_id: str, person_ref: str, admin_id) -> tuple[Ledger, Admin]:
     ledger = require_owner(session, ledger_id, person_ref)
-    _still_open(ledger)
+    LedgerClosed.if_closed(ledger)
     if not admin_id:
         raise InvalidInput.from_fields({"admin_id": "name the co-admin who becomes owner"})
     target = session.get(Admin, _valid_uuid(admin_id))

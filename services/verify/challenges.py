@@ -35,6 +35,7 @@ from shared.errors import (
     Unauthenticated,
     WrongCode,
 )
+from shared.events import JOIN_ANSWERS
 from shared.healthkit import HealthKit, HealthKitUnavailable, IdentityMatch
 from shared.masking import mask_phone
 from shared.outbox import add_event
@@ -91,8 +92,6 @@ REJECTIONS = {
 }
 
 
-#: what member may ask verify to answer, once the Health Kit agrees, instead of a code
-ANSWERS_ON_MATCH = ("already_member", "join_in_progress")
 CHALLENGES, SENDS = Challenge.__table__, SmsSend.__table__
 
 
@@ -215,7 +214,7 @@ class Challenges:
             if match in NAMED_MISMATCHES and self._many_mismatches(person_ref, challenge.client):
                 match = "identity_mismatch"
             return self._reject(challenge, match)
-        if answer in ANSWERS_ON_MATCH:
+        if answer in JOIN_ANSWERS:
             return self._reject(challenge, answer)
         try:
             self._send_code(challenge, phone)
